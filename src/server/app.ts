@@ -1,0 +1,130 @@
+import Fastify, { type FastifyInstance } from 'fastify'
+import websocket from '@fastify/websocket'
+import type { DestinationStream } from 'pino'
+import type { Config } from './config.js'
+import type { Engine, EngineLogger } from './engine/engine.js'
+import { MemoryEngine } from './engine/memory-engine.js'
+import { RedisEngine } from './engine/redis-engine.js'
+import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
+import { GatewayMetrics } from './metrics/gateway-metrics.js'
+import { TicketService } from './tickets/ticket-service.js'
+import { Hub } from './ws/hub.js'
+import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
+import { errorBody } from './errors.js'
+import enginePlugin from './plugins/engine.js'
+import errorHandlerPlugin from './plugins/error-handler.js'
+import rateLimitPlugin from './plugins/rate-limit.js'
+import healthRoutes from './routes/health.js'
+import metricsRoute from './routes/metrics.js'
+import ticketRoute from './routes/ticket.js'
+import wsRoute from './routes/ws.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: GatewayMetrics
+    tickets: TicketService
+    verifyToken: TokenVerifier
+    hub: Hub
+    /**
+     * Starts the graceful drain (SPEC §4): readiness fails at once, new upgrades
+     * are refused, open sockets are closed with 1012 over part of the grace.
+     * Idempotent; `close()` calls it too.
+     */
+    drain: () => Promise<void>
+  }
+}
+
+export interface BuildOptions {
+  /** Log destination (tests capture logs with it); stdout by default. */
+  readonly logStream?: DestinationStream
+  /** Collect Node process metrics (once per process: off for in-process test instances). */
+  readonly processMetrics?: boolean
+}
+
+/** Share of SHUTDOWN_GRACE_MS spent spreading 1012 closes, then waiting for them. */
+const DRAIN_SPREAD_SHARE = 0.4
+const DRAIN_SETTLE_SHARE = 0.2
+
+export function createEngine (config: Config, logger: EngineLogger): Engine {
+  if (config.redisUrl === undefined) return new MemoryEngine()
+  return new RedisEngine({
+    url: config.redisUrl,
+    keyPrefix: config.redisKeyPrefix,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+    logger
+  })
+}
+
+/**
+ * Builds the gateway as a Fastify instance that is not yet listening. Tests build
+ * real instances and listen on port 0; main.ts adds the process around it.
+ */
+export async function buildApp (config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, options.logStream),
+    genReqId: requestIdOf,
+    requestIdHeader: false,
+    logController: new GatewayLogController(),
+    bodyLimit: 64 * 1024,
+    // Node's default would keep a draining process waiting on idle keep-alive sockets.
+    forceCloseConnections: 'idle'
+  })
+
+  const engine = createEngine(config, app.log.child({ component: 'engine' }))
+  if (engine.kind === 'memory') {
+    app.log.warn({ event: 'engine.memory' }, 'REDIS_URL is unset: using the embedded memory engine (one instance only, nothing shared)')
+  }
+
+  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics })
+  const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }) })
+  app.decorate('metrics', metrics)
+  app.decorate('hub', hub)
+  app.decorate('verifyToken', await createTokenVerifier(config.jwt))
+  app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics }))
+
+  let drained: Promise<void> | undefined
+  app.decorate('drain', async () => {
+    drained ??= hub.drain(config.shutdownGraceMs * DRAIN_SPREAD_SHARE, config.shutdownGraceMs * DRAIN_SETTLE_SHARE)
+    await drained
+  })
+
+
+  await app.register(enginePlugin, { engine })
+  await app.register(errorHandlerPlugin)
+  await app.register(rateLimitPlugin, { keyPrefix: config.redisKeyPrefix })
+  await app.register(websocket, {
+    options: { maxPayload: config.wsMaxPayloadBytes },
+    // Errors on an open socket (e.g. an oversize frame) are already answered by ws
+    // with the right close code; the default handler would cut the socket first.
+    errorHandler: (error, socket, request) => {
+      request.log.debug({ event: 'ws.socket_error', code: (error as NodeJS.ErrnoException).code }, 'websocket error')
+      if ((error as NodeJS.ErrnoException).code?.startsWith('WS_ERR_') !== true) socket.terminate()
+    },
+    // The default closes sockets without a code; clients must see 1012 (SPEC §4).
+    preClose: async () => {
+      await app.drain()
+      app.websocketServer.close()
+    }
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    // @fastify/websocket logs the full URL of upgrades to non-WebSocket routes: refuse them
+    // first. (Registered after the plugin, whose own hook sets `request.ws`.)
+    if (request.ws && request.routeOptions.url !== config.wsPath) {
+      return await reply.code(404).send(errorBody('NOT_FOUND', request.id))
+    }
+  })
+
+  await app.register(healthRoutes)
+  await app.register(metricsRoute)
+  await app.register(ticketRoute, { rateLimit: config.ticketRateLimit })
+  await app.register(wsRoute, {
+    path: config.wsPath,
+    allowedOrigins: config.allowedOrigins,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    messageRate: config.wsMessageRate
+  })
+
+  return app
+}

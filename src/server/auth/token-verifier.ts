@@ -1,0 +1,94 @@
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import { webcrypto } from 'node:crypto'
+import { GatewayError } from '../errors.js'
+import type { JwtConfig } from '../config.js'
+
+/** Asymmetric algorithms accepted from a JWKS; the secret only ever verifies HS256. */
+const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'] as const
+
+/** A verified bearer token, reduced to what the gateway needs. */
+export interface VerifiedToken {
+  readonly sub: string
+  /** Absent on service tokens; user routes require it (MISSING_SESSION). */
+  readonly sessionId?: string
+  readonly scopes: ReadonlySet<string>
+  readonly claims: JWTPayload
+}
+
+class KeySetUnavailableError extends Error {
+  override name = 'KeySetUnavailableError'
+}
+
+export type TokenVerifier = (token: string) => Promise<VerifiedToken>
+
+function scopesOf (claims: JWTPayload): Set<string> {
+  const scope = claims.scope ?? claims.scp
+  if (typeof scope === 'string') return new Set(scope.split(' ').filter(Boolean))
+  if (Array.isArray(scope)) return new Set(scope.filter((entry): entry is string => typeof entry === 'string'))
+  return new Set()
+}
+
+/**
+ * Builds the bearer-token verifier (jose). Keys are prepared once: the HS256 secret
+ * is imported as a CryptoKey at boot and the remote JWKS is one cached set, so the
+ * hot path only verifies a signature and the claims.
+ */
+export async function createTokenVerifier (config: JwtConfig): Promise<TokenVerifier> {
+  const secretKey = config.secret === undefined
+    ? undefined
+    : await webcrypto.subtle.importKey('raw', new TextEncoder().encode(config.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+  const remoteKeys = config.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(config.jwksUrl))
+
+  const algorithms: string[] = []
+  if (secretKey !== undefined) algorithms.push('HS256')
+  if (remoteKeys !== undefined) algorithms.push(...JWKS_ALGORITHMS)
+
+  // The header's algorithm picks the key; jose still enforces the allow-list.
+  const getKey: JWTVerifyGetKey = async (header, token) => {
+    if (header.alg === 'HS256' && secretKey !== undefined) return secretKey
+    if (remoteKeys !== undefined) {
+      try {
+        return await remoteKeys(header, token)
+      } catch (err) {
+        // A key set that cannot be fetched is not the caller's fault: tell it apart.
+        if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) throw new KeySetUnavailableError('key set unavailable', { cause: err })
+        throw err
+      }
+    }
+    throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed')
+  }
+
+  const options = {
+    algorithms,
+    issuer: config.issuer,
+    audience: config.audience,
+    clockTolerance: config.clockToleranceSeconds
+  }
+
+  return async function verifyToken (token: string): Promise<VerifiedToken> {
+    let claims: JWTPayload
+    try {
+      ({ payload: claims } = await jwtVerify(token, getKey, options))
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) throw new GatewayError('TOKEN_EXPIRED')
+      if (err instanceof KeySetUnavailableError) throw new GatewayError('AUTH_UNAVAILABLE', { retryAfterSeconds: 1, cause: err })
+      throw new GatewayError('INVALID_TOKEN')
+    }
+    if (typeof claims.sub !== 'string' || claims.sub === '') throw new GatewayError('INVALID_TOKEN', { message: 'Token has no subject' })
+    const session = claims[config.sessionClaim] ?? claims.sid
+    return {
+      sub: claims.sub,
+      sessionId: typeof session === 'string' && session !== '' ? session : undefined,
+      scopes: scopesOf(claims),
+      claims
+    }
+  }
+}
+
+/** Extracts the token of an `Authorization: Bearer` header. */
+export function bearerToken (authorization: string | undefined): string {
+  if (authorization === undefined) throw new GatewayError('MISSING_TOKEN')
+  const match = /^Bearer[ ]+(\S+)\s*$/i.exec(authorization)
+  if (match?.[1] === undefined) throw new GatewayError('MISSING_TOKEN', { message: 'Authorization header must be "Bearer <token>"' })
+  return match[1]
+}

@@ -1,0 +1,167 @@
+/**
+ * Configuration (SPEC §2): the environment is parsed once, against a schema, into a
+ * frozen object. Anything wrong stops the boot with one line naming the variable.
+ */
+import { envSchema } from 'env-schema'
+import { Type, type Static } from 'typebox'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  NODE_ENV: Type.Optional(Type.String()),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_KEY_PREFIX: Type.String({ default: 'rtgw:', maxLength: 64 }),
+  REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 1000 }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_SESSION_CLAIM: Type.String({ minLength: 1, default: 'sessionId' }),
+  JWT_CLOCK_TOLERANCE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+  TICKET_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
+  TICKET_RATE_LIMIT_PER_USER: Type.Integer({ minimum: 1, default: 30 }),
+  TICKET_RATE_LIMIT_PER_IP: Type.Integer({ minimum: 1, default: 600 }),
+  TICKET_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
+  ALLOWED_ORIGINS: Type.Optional(Type.String()),
+  WS_PATH: Type.String({ pattern: '^/[A-Za-z0-9/_.-]*$', default: '/ws' }),
+  WS_MAX_PAYLOAD_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65536 }),
+  WS_MESSAGE_RATE_PER_SECOND: Type.Integer({ minimum: 1, default: 50 }),
+  WS_MESSAGE_BURST: Type.Integer({ minimum: 1, default: 100 }),
+  HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600000, default: 25000 }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 10000 }),
+  HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
+  HISTORY_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
+  DEV_SECRET_FILE: Type.String({ minLength: 1, default: '.dev-secret' })
+})
+type Env = Static<typeof EnvSchema>
+
+export type LogLevel = typeof LOG_LEVELS[number]
+
+export interface JwtConfig {
+  /** HS256 shared secret. */
+  readonly secret?: string
+  /** Remote JWKS for asymmetric algorithms. */
+  readonly jwksUrl?: string
+  readonly issuer?: string
+  readonly audience?: string
+  readonly sessionClaim: string
+  readonly clockToleranceSeconds: number
+  /** True when the secret was generated for development (SPEC §8). */
+  readonly devSecret: boolean
+}
+
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly production: boolean
+  readonly redisUrl?: string
+  readonly redisKeyPrefix: string
+  readonly redisCommandTimeoutMs: number
+  readonly jwt: JwtConfig
+  readonly ticketTtlSeconds: number
+  readonly ticketRateLimit: { readonly perUser: number, readonly perIp: number, readonly windowMs: number }
+  /** `null` allows any Origin; otherwise the exact Origins allowed. */
+  readonly allowedOrigins: ReadonlySet<string> | null
+  readonly wsPath: string
+  readonly wsMaxPayloadBytes: number
+  readonly wsMessageRate: { readonly perSecond: number, readonly burst: number }
+  readonly heartbeatIntervalMs: number
+  readonly shutdownGraceMs: number
+  readonly historySize: number
+  readonly historyTtlSeconds: number
+  readonly logLevel: LogLevel
+  readonly devSecretFile: string
+}
+
+/** A configuration error: its message is the one line printed at boot. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+interface AjvError { instancePath: string, message?: string, params?: { missingProperty?: string } }
+
+function describe (error: AjvError): string {
+  const variable = error.params?.missingProperty ?? error.instancePath.replace(/^\//, '')
+  return `${variable} ${error.message ?? 'is invalid'}`
+}
+
+/**
+ * Parses `env` into a frozen Config. `resolveDevSecret` supplies the development
+ * secret when no JWT configuration is given outside production (kept out of this
+ * module so parsing stays free of file system access).
+ */
+export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => string): Config {
+  let parsed: Env
+  try {
+    parsed = envSchema<Env>({ schema: structuredClone(EnvSchema), data: { ...env }, env: false, dotenv: false })
+  } catch (err) {
+    const errors = (err as { errors?: AjvError[] }).errors
+    const first = errors?.[0]
+    throw new ConfigError(`Invalid configuration: ${first ? describe(first) : (err as Error).message}`)
+  }
+
+  const production = parsed.NODE_ENV === 'production'
+  const hasJwtConfig = parsed.JWT_SECRET !== undefined || parsed.JWT_JWKS_URL !== undefined
+  if (production && parsed.REDIS_URL === undefined) {
+    throw new ConfigError('Invalid configuration: REDIS_URL is required when NODE_ENV=production (the embedded engine serves one instance only)')
+  }
+  if (production && !hasJwtConfig) {
+    throw new ConfigError('Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=production')
+  }
+  if (production && parsed.ALLOWED_ORIGINS === undefined) {
+    throw new ConfigError('Invalid configuration: ALLOWED_ORIGINS is required when NODE_ENV=production (comma list of origins, or * to allow any)')
+  }
+
+  const origins = (parsed.ALLOWED_ORIGINS ?? '*').split(',').map((origin) => origin.trim()).filter(Boolean)
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`Invalid configuration: ALLOWED_ORIGINS entry "${origin}" must be * or scheme://host[:port] with no path`)
+    }
+  }
+
+  let secret = parsed.JWT_SECRET
+  const devSecret = !hasJwtConfig
+  if (devSecret) {
+    if (resolveDevSecret === undefined) {
+      throw new ConfigError('Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required')
+    }
+    secret = resolveDevSecret()
+  }
+
+  return Object.freeze({
+    port: parsed.PORT,
+    host: parsed.HOST,
+    production,
+    redisUrl: parsed.REDIS_URL,
+    redisKeyPrefix: parsed.REDIS_KEY_PREFIX,
+    redisCommandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,
+    jwt: Object.freeze({
+      secret,
+      jwksUrl: parsed.JWT_JWKS_URL,
+      issuer: parsed.JWT_ISSUER,
+      audience: parsed.JWT_AUDIENCE,
+      sessionClaim: parsed.JWT_SESSION_CLAIM,
+      clockToleranceSeconds: parsed.JWT_CLOCK_TOLERANCE_SECONDS,
+      devSecret
+    }),
+    ticketTtlSeconds: parsed.TICKET_TTL_SECONDS,
+    ticketRateLimit: Object.freeze({
+      perUser: parsed.TICKET_RATE_LIMIT_PER_USER,
+      perIp: parsed.TICKET_RATE_LIMIT_PER_IP,
+      windowMs: parsed.TICKET_RATE_LIMIT_WINDOW_MS
+    }),
+    allowedOrigins: origins.includes('*') ? null : new Set(origins),
+    wsPath: parsed.WS_PATH,
+    wsMaxPayloadBytes: parsed.WS_MAX_PAYLOAD_BYTES,
+    wsMessageRate: Object.freeze({ perSecond: parsed.WS_MESSAGE_RATE_PER_SECOND, burst: parsed.WS_MESSAGE_BURST }),
+    heartbeatIntervalMs: parsed.HEARTBEAT_INTERVAL_MS,
+    shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
+    historySize: parsed.HISTORY_SIZE,
+    historyTtlSeconds: parsed.HISTORY_TTL_SECONDS,
+    logLevel: parsed.LOG_LEVEL,
+    devSecretFile: parsed.DEV_SECRET_FILE
+  })
+}

@@ -1,0 +1,40 @@
+import { codes, type Code, type CodeDefinition } from '../protocol/codes.js'
+import type { ErrorBody } from '../protocol/http.js'
+
+/**
+ * An error the gateway means to report: its code is a row of protocol/codes.ts,
+ * which decides the HTTP status or the close code.
+ */
+export class GatewayError extends Error {
+  override name = 'GatewayError'
+  readonly code: Code
+  readonly statusCode: number
+  /** Seconds a client should wait before retrying, sent as `Retry-After`. */
+  readonly retryAfterSeconds?: number
+
+  constructor (code: Code, options: { message?: string, retryAfterSeconds?: number, cause?: unknown } = {}) {
+    super(options.message ?? codes[code].message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    const definition: CodeDefinition = codes[code]
+    this.statusCode = definition.status ?? 500
+    this.retryAfterSeconds = options.retryAfterSeconds
+  }
+}
+
+/** The SPEC §3 error body for `code`. */
+export function errorBody (code: Code, traceId: string, message?: string): ErrorBody {
+  const definition: CodeDefinition = codes[code]
+  return {
+    error: definition.error ?? 'INTERNAL_SERVER_ERROR',
+    code,
+    message: message ?? definition.message,
+    traceId
+  }
+}
+
+/** Close code of a connection-ending code (throws on a table mistake, caught by tests). */
+export function closeCodeOf (code: Code): number {
+  const definition: CodeDefinition = codes[code]
+  if (definition.close === undefined) throw new TypeError(`${code} has no close code`)
+  return definition.close
+}

@@ -1,0 +1,28 @@
+import type { FastifyRequest } from 'fastify'
+import { bearerToken, type VerifiedToken } from '../auth/token-verifier.js'
+import { GatewayError } from '../errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified bearer token; set by `authenticateUser` before the handler runs. */
+    token: VerifiedToken | null
+  }
+}
+
+export interface UserToken extends VerifiedToken {
+  readonly sessionId: string
+}
+
+/** preHandler: a user token with a session claim (SPEC §3 MISSING_SESSION). */
+export async function authenticateUser (request: FastifyRequest): Promise<void> {
+  const token = await request.server.verifyToken(bearerToken(request.headers.authorization))
+  if (token.sessionId === undefined) throw new GatewayError('MISSING_SESSION')
+  request.token = token
+}
+
+/** The user token of a request that passed `authenticateUser`. */
+export function userTokenOf (request: FastifyRequest): UserToken {
+  const token = request.token
+  if (token?.sessionId === undefined) throw new GatewayError('MISSING_SESSION')
+  return token as UserToken
+}

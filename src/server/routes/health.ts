@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { LivenessResponse, ReadinessResponse } from '../../protocol/http.js'
+
+/**
+ * Kubernetes probes (SPEC §3). Liveness checks nothing external so a Redis outage
+ * never restarts healthy pods; readiness gates traffic on the engine and on drain.
+ */
+export default async function healthRoutes (app: FastifyInstance): Promise<void> {
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>()
+
+  typed.get('/livez', {
+    logLevel: 'warn',
+    schema: { response: { 200: LivenessResponse } }
+  }, async () => ({ status: 'ok' as const }))
+
+  typed.get('/readyz', {
+    logLevel: 'warn',
+    schema: { response: { 200: ReadinessResponse, 503: ReadinessResponse } }
+  }, async (_request, reply) => {
+    const checks = {
+      engine: app.engine.isReady() ? 'ok' as const : 'fail' as const,
+      draining: app.hub.draining ? 'fail' as const : 'ok' as const
+    }
+    const failing = Object.entries(checks).filter(([, state]) => state === 'fail').map(([name]) => name)
+    if (failing.length === 0) return { status: 'ready' as const, checks }
+    reply.header('retry-after', '1')
+    return await reply.code(503).send({ status: 'not_ready' as const, checks, failing })
+  })
+}

@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import type { ConsumeResult } from '../tickets/ticket-service.js'
+import { Connection, type FrameHandler } from '../ws/connection.js'
+import { closeCodeOf, errorBody } from '../errors.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Outcome of the ticket, consumed before the upgrade. */
+    handshake: ConsumeResult | null
+  }
+}
+
+export interface WsRouteOptions {
+  readonly path: string
+  /** `null` allows any Origin. */
+  readonly allowedOrigins: ReadonlySet<string> | null
+  readonly heartbeatIntervalMs: number
+  readonly messageRate: { readonly perSecond: number, readonly burst: number }
+}
+
+const HandshakeQuery = Type.Object({
+  // Length is not limited here: an oversized ticket is an invalid ticket (4401), not a 400.
+  ticket: Type.Optional(Type.String())
+})
+
+const onFrame: FrameHandler = (connection, frame) => {
+  switch (frame.type) {
+    case 'ping':
+      connection.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
+  }
+}
+
+/**
+ * GET /ws?ticket=T (SPEC §4). The Origin is checked and the ticket consumed in
+ * hooks, before the upgrade: a refused Origin never gets a socket, and the handler
+ * runs synchronously after the upgrade so no early frame is missed.
+ */
+export default async function wsRoute (app: FastifyInstance, options: WsRouteOptions): Promise<void> {
+  app.decorateRequest('handshake', null)
+
+  app.withTypeProvider<TypeBoxTypeProvider>().get(options.path, {
+    websocket: true,
+    schema: { querystring: HandshakeQuery },
+    onRequest: async (request, reply) => {
+      if (!request.ws) {
+        return await reply.code(426).header('upgrade', 'websocket').send(errorBody('UPGRADE_REQUIRED', request.id))
+      }
+      const origin = request.headers.origin
+      if (origin !== undefined && options.allowedOrigins !== null && !options.allowedOrigins.has(origin)) {
+        request.log.info({ event: 'ws.origin_rejected', origin: origin.slice(0, 200) }, 'origin not allowed')
+        return await reply.code(403).send(errorBody('ORIGIN_NOT_ALLOWED', request.id))
+      }
+    },
+    preHandler: async (request) => {
+      // While draining the socket is closed with 1012 anyway: keep the ticket for another instance.
+      if (app.hub.draining) return
+      request.handshake = await app.tickets.consume(request.query.ticket)
+    }
+  }, (socket, request) => {
+    if (app.hub.draining) {
+      socket.close(closeCodeOf('SERVER_RESTART'), 'SERVER_RESTART')
+      return
+    }
+    const handshake = request.handshake
+    if (handshake === null || !handshake.ok) {
+      const reason = handshake?.reason ?? 'missing'
+      if (reason === 'engine_unavailable') {
+        socket.close(closeCodeOf('WS_TICKET_REDIS_NOT_READY'), 'WS_TICKET_REDIS_NOT_READY')
+        return
+      }
+      const code = reason === 'missing' ? 'WS_TICKET_MISSING' : 'WS_TICKET_INVALID'
+      request.log.info({ event: 'ticket.rejected', reason }, 'websocket ticket rejected')
+      socket.send(JSON.stringify({ type: 'error', code }))
+      socket.close(closeCodeOf(code), code)
+      return
+    }
+
+    const { record } = handshake
+    const identity = { connectionId: randomUUID(), userId: record.sub, sessionId: record.sessionId }
+    const connection = new Connection(socket, {
+      identity,
+      logger: request.log.child({ connectionId: identity.connectionId }),
+      messageRate: options.messageRate,
+      onFrame,
+      onClose: (closed) => { app.hub.remove(closed) }
+    })
+    app.hub.add(connection)
+    connection.send({
+      type: 'session_established',
+      ...identity,
+      heartbeatIntervalMs: options.heartbeatIntervalMs,
+      serverTime: new Date().toISOString()
+    })
+    connection.logger.debug({ event: 'ws.session_established', userId: identity.userId }, 'session established')
+  })
+}

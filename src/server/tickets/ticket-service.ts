@@ -1,0 +1,80 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { EngineUnavailableError, type Engine, type TicketRecord } from '../engine/engine.js'
+import type { GatewayMetrics, TicketRejectReason } from '../metrics/gateway-metrics.js'
+import type { TicketResponse } from '../../protocol/http.js'
+
+/** 32 random bytes: 256 bits from the CSPRNG, 43 base64url characters. */
+const TICKET_BYTES = 32
+const TICKET_PATTERN = /^[A-Za-z0-9_-]{43}$/
+/**
+ * The stored key outlives the ticket by this much so a late ticket is told apart
+ * from an unknown one (metrics: expired vs invalid). Validity is `expiresAt`.
+ */
+const EXPIRED_VISIBILITY_SECONDS = 60
+
+export interface Identity {
+  readonly sub: string
+  readonly sessionId: string
+}
+
+export type ConsumeResult =
+  | { readonly ok: true, readonly record: TicketRecord }
+  | { readonly ok: false, readonly reason: TicketRejectReason }
+
+/** Tickets are stored only as this hash (SPEC §3): a Redis dump reveals no usable ticket. */
+export function hashTicket (ticket: string): string {
+  return createHash('sha256').update(ticket).digest('base64url')
+}
+
+/** Mints and consumes one-time WebSocket tickets (SPEC §3, §4). */
+export class TicketService {
+  readonly #engine: Engine
+  readonly #ttlSeconds: number
+  readonly #metrics: GatewayMetrics
+  readonly #now: () => number
+
+  constructor (options: { engine: Engine, ttlSeconds: number, metrics: GatewayMetrics, now?: () => number }) {
+    this.#engine = options.engine
+    this.#ttlSeconds = options.ttlSeconds
+    this.#metrics = options.metrics
+    this.#now = options.now ?? Date.now
+  }
+
+  /** Rejects with EngineUnavailableError when the engine cannot store it. */
+  async issue (identity: Identity): Promise<TicketResponse> {
+    const ticket = randomBytes(TICKET_BYTES).toString('base64url')
+    const issuedAt = this.#now()
+    const expiresAt = issuedAt + this.#ttlSeconds * 1000
+    await this.#engine.storeTicket(
+      hashTicket(ticket),
+      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt },
+      this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
+    )
+    this.#metrics.ticketsIssued.inc()
+    return { ticket, expiresAt: new Date(expiresAt).toISOString(), ttlSeconds: this.#ttlSeconds }
+  }
+
+  /** Consumes a presented ticket once; never throws. */
+  async consume (ticket: string | undefined): Promise<ConsumeResult> {
+    const result = await this.#consume(ticket)
+    if (result.ok) this.#metrics.ticketsConsumed.inc()
+    else this.#metrics.ticketsRejected.inc({ reason: result.reason })
+    return result
+  }
+
+  async #consume (ticket: string | undefined): Promise<ConsumeResult> {
+    if (ticket === undefined || ticket === '') return { ok: false, reason: 'missing' }
+    // A malformed ticket cannot exist in the store: no round trip for it.
+    if (!TICKET_PATTERN.test(ticket)) return { ok: false, reason: 'invalid' }
+    let record: TicketRecord | null
+    try {
+      record = await this.#engine.consumeTicket(hashTicket(ticket))
+    } catch (err) {
+      if (err instanceof EngineUnavailableError) return { ok: false, reason: 'engine_unavailable' }
+      throw err
+    }
+    if (record === null) return { ok: false, reason: 'invalid' }
+    if (record.expiresAt <= this.#now()) return { ok: false, reason: 'expired' }
+    return { ok: true, record }
+  }
+}

@@ -1,0 +1,115 @@
+import type { WebSocket, RawData } from 'ws'
+import type { Code } from '../../protocol/codes.js'
+import type { ClientFrame, ServerFrame } from '../../protocol/frames.js'
+import { closeCodeOf } from '../errors.js'
+import type { EngineLogger } from '../engine/engine.js'
+import { parseClientFrame } from './protocol.js'
+import { TokenBucket } from './token-bucket.js'
+
+export interface ConnectionIdentity {
+  readonly connectionId: string
+  readonly userId: string
+  readonly sessionId: string
+}
+
+/** Handles one valid client frame; may be async. Errors are contained per connection. */
+export type FrameHandler = (connection: Connection, frame: ClientFrame) => void | Promise<void>
+
+export interface ConnectionOptions {
+  readonly identity: ConnectionIdentity
+  readonly logger: EngineLogger & { debug (obj: object, msg?: string): void }
+  readonly messageRate: { readonly perSecond: number, readonly burst: number }
+  readonly onFrame: FrameHandler
+  readonly onClose: (connection: Connection) => void
+}
+
+/**
+ * One client's WebSocket session: frame parsing, the per-connection rate and the
+ * liveness the hub's heartbeat reads. Listeners are attached in the constructor,
+ * synchronously after the upgrade, so no early frame is lost.
+ */
+export class Connection {
+  readonly identity: ConnectionIdentity
+  readonly logger: ConnectionOptions['logger']
+  /** Heartbeats sent since the peer last proved alive. */
+  missedHeartbeats = 0
+  readonly #socket: WebSocket
+  readonly #bucket: TokenBucket
+  readonly #onFrame: FrameHandler
+  #closed = false
+
+  constructor (socket: WebSocket, options: ConnectionOptions) {
+    this.#socket = socket
+    this.identity = options.identity
+    this.logger = options.logger
+    this.#bucket = new TokenBucket(options.messageRate)
+    this.#onFrame = options.onFrame
+
+    socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
+    socket.on('pong', () => { this.missedHeartbeats = 0 })
+    socket.once('close', (code) => {
+      this.#closed = true
+      this.logger.debug({ event: 'ws.closed', code }, 'connection closed')
+      options.onClose(this)
+    })
+  }
+
+  get isOpen (): boolean {
+    return !this.#closed && this.#socket.readyState === this.#socket.OPEN
+  }
+
+  send (frame: ServerFrame): void {
+    if (this.isOpen) this.#socket.send(JSON.stringify(frame))
+  }
+
+  /** Ends the connection with the close code of `code`'s row (SPEC §4–§5). */
+  closeWith (code: Code): void {
+    if (this.#socket.readyState >= this.#socket.CLOSING) return
+    this.#socket.close(closeCodeOf(code), code)
+  }
+
+  /** Sends a protocol-level ping; the heartbeat counts it until a pong arrives. */
+  heartbeat (): void {
+    this.missedHeartbeats += 1
+    this.#socket.ping()
+  }
+
+  /** Drops the TCP connection without a close handshake (dead peers). */
+  terminate (): void {
+    this.#socket.terminate()
+  }
+
+  #onMessage (data: RawData, isBinary: boolean): void {
+    this.missedHeartbeats = 0
+    if (!this.#bucket.take()) {
+      this.logger.info({ event: 'ws.rate_limited' }, 'message rate exceeded')
+      this.closeWith('RATE_LIMITED')
+      return
+    }
+    if (isBinary) {
+      this.closeWith('BINARY_NOT_SUPPORTED')
+      return
+    }
+    const parsed = parseClientFrame(data.toString())
+    if (!parsed.ok) {
+      this.send({ type: 'error', code: 'BAD_MESSAGE', message: parsed.reason, ...(parsed.id === undefined ? {} : { id: parsed.id }) })
+      return
+    }
+    this.#dispatch(parsed.frame)
+  }
+
+  /** A failing handler answers this client with an error frame and harms no one else. */
+  #dispatch (frame: ClientFrame): void {
+    const id = frame.id
+    const fail = (err: unknown): void => {
+      this.logger.error({ event: 'ws.handler_failed', type: frame.type, err }, 'frame handler failed')
+      this.send({ type: 'error', code: 'INTERNAL_ERROR', ...(id === undefined ? {} : { id }) })
+    }
+    try {
+      const pending = this.#onFrame(this, frame)
+      if (pending !== undefined) pending.catch(fail)
+    } catch (err) {
+      fail(err)
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import type { EngineLogger } from '../engine/engine.js'
+import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
+import type { Connection } from './connection.js'
+
+export interface HubOptions {
+  readonly heartbeatIntervalMs: number
+  readonly metrics: GatewayMetrics
+  readonly logger: EngineLogger
+}
+
+/**
+ * The registry of this instance's connections: heartbeat and drain act on all of
+ * them from one timer instead of one timer per socket. (Channels and fan-out join
+ * it with the relay.)
+ */
+export class Hub {
+  readonly #connections = new Set<Connection>()
+  readonly #metrics: GatewayMetrics
+  readonly #logger: EngineLogger
+  readonly #heartbeat: NodeJS.Timeout
+  #draining = false
+  /** Resolves the drain's wait when the last connection goes. */
+  #onEmpty: (() => void) | undefined
+
+  constructor (options: HubOptions) {
+    this.#metrics = options.metrics
+    this.#logger = options.logger
+    this.#heartbeat = setInterval(() => { this.#beat() }, options.heartbeatIntervalMs)
+    this.#heartbeat.unref()
+  }
+
+  get size (): number {
+    return this.#connections.size
+  }
+
+  get draining (): boolean {
+    return this.#draining
+  }
+
+  add (connection: Connection): void {
+    this.#connections.add(connection)
+    this.#metrics.connectionsOpen.set(this.#connections.size)
+  }
+
+  remove (connection: Connection): void {
+    if (!this.#connections.delete(connection)) return
+    this.#metrics.connectionsOpen.set(this.#connections.size)
+    if (this.#connections.size === 0) this.#onEmpty?.()
+  }
+
+  /** Two heartbeats without a pong (or any frame) means the peer is gone (SPEC §2). */
+  #beat (): void {
+    for (const connection of this.#connections) {
+      if (connection.missedHeartbeats >= 2) {
+        connection.logger.info({ event: 'ws.heartbeat_timeout' }, 'peer missed two heartbeats; terminating')
+        connection.terminate()
+      } else {
+        connection.heartbeat()
+      }
+    }
+  }
+
+  /**
+   * Closes every connection with 1012 (SPEC §4), spread evenly over `spreadMs` so
+   * clients do not all reconnect to the other instances in the same instant, then
+   * waits up to `settleMs` for close handshakes and terminates what is left.
+   */
+  async drain (spreadMs: number, settleMs: number): Promise<void> {
+    this.#draining = true
+    clearInterval(this.#heartbeat)
+    const connections = [...this.#connections]
+    this.#logger.info({ event: 'ws.drain', connections: connections.length, spreadMs }, 'closing connections with 1012')
+    const step = connections.length > 1 ? spreadMs / connections.length : 0
+    for (const [index, connection] of connections.entries()) {
+      const due = index * step
+      if (due > 0) setTimeout(() => { connection.closeWith('SERVER_RESTART') }, due).unref()
+      else connection.closeWith('SERVER_RESTART')
+    }
+    if (this.#connections.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, spreadMs + settleMs)
+        this.#onEmpty = () => { clearTimeout(timer); resolve() }
+      })
+    }
+    for (const connection of this.#connections) connection.terminate()
+  }
+}

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify'
+import type { DestinationStream } from 'pino'
+import { buildApp } from '../../src/server/app.js'
+import { loadConfig, type Config } from '../../src/server/config.js'
+import { TEST_SECRET, userToken } from './tokens.js'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+export interface Gateway {
+  readonly app: FastifyInstance
+  readonly config: Config
+  readonly baseUrl: string
+  readonly wsUrl: string
+}
+
+export function testConfig (env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({ JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ...env })
+}
+
+/** A real gateway listening on 127.0.0.1:<random>, closed when the test ends. */
+export async function startGateway (t: Teardown, env: Record<string, string | undefined> = {}, options: { logStream?: DestinationStream, waitForEngine?: boolean } = {}): Promise<Gateway> {
+  const config = testConfig(env)
+  const app = await buildApp(config, { logStream: options.logStream })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(async () => { await app.close() })
+  // The app listens before Redis is connected (by design); most tests want it ready.
+  if (config.redisUrl !== undefined && options.waitForEngine !== false) await eventually(() => app.engine.isReady())
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('not listening')
+  return { app, config, baseUrl: `http://127.0.0.1:${address.port}`, wsUrl: `ws://127.0.0.1:${address.port}${config.wsPath}` }
+}
+
+export async function requestTicket (gateway: Gateway, token?: string): Promise<string> {
+  const response = await fetch(`${gateway.baseUrl}/ws-ticket`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token ?? await userToken()}` }
+  })
+  if (response.status !== 200) throw new Error(`ticket request failed: ${response.status} ${await response.text()}`)
+  return ((await response.json()) as { ticket: string }).ticket
+}
+
+/** Polls until `check` holds (readiness follows Redis asynchronously); the timeout only catches hangs. */
+export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}

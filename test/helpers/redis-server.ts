@@ -1,0 +1,77 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, connect } from 'node:net'
+import { once } from 'node:events'
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  await once(server, 'close')
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+async function answersPing (port: number): Promise<boolean> {
+  return await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.setTimeout(500)
+    socket.once('connect', () => { socket.write('PING\r\n') })
+    socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+    socket.once('error', () => { resolve(false) })
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+  })
+}
+
+/** A redis-server process owned by one test file: started on a free port, stopped by pid. */
+export class RedisServer {
+  readonly port: number
+  #process: ChildProcess | undefined
+
+  private constructor (port: number) {
+    this.port = port
+  }
+
+  static async start (port?: number): Promise<RedisServer> {
+    const server = new RedisServer(port ?? await freePort())
+    await server.start()
+    return server
+  }
+
+  get url (): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  get pid (): number | undefined {
+    return this.#process?.pid
+  }
+
+  /** Starts (again) on the same port, empty. */
+  async start (): Promise<void> {
+    if (this.#process !== undefined) throw new Error('already running')
+    const child = spawn('redis-server', [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'
+    ], { stdio: 'ignore' })
+    this.#process = child
+    const deadline = Date.now() + 10_000
+    while (!(await answersPing(this.port))) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`)
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+  }
+
+  /** SIGKILL: the gateway sees the connection drop with no goodbye. */
+  async kill (): Promise<void> {
+    const child = this.#process
+    if (child === undefined) return
+    this.#process = undefined
+    if (child.exitCode !== null) return
+    child.kill('SIGKILL')
+    await once(child, 'exit')
+  }
+
+  async stop (): Promise<void> {
+    await this.kill()
+  }
+}
