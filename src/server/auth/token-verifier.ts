@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
-import { webcrypto } from 'node:crypto'
+import { createSecretKey, type KeyObject } from 'node:crypto'
 import { GatewayError } from '../errors.js'
 import type { JwtConfig } from '../config.js'
 
@@ -29,14 +29,14 @@ function scopesOf (claims: JWTPayload): Set<string> {
 }
 
 /**
- * Builds the bearer-token verifier (jose). Keys are prepared once: the HS256 secret
- * is imported as a CryptoKey at boot and the remote JWKS is one cached set, so the
- * hot path only verifies a signature and the claims.
+ * Builds the bearer-token verifier (jose 5). Keys are prepared once: the HS256
+ * secret is a KeyObject made at boot and the remote JWKS is one cached set, so the
+ * hot path only verifies a signature and the claims. jose 5's Node build verifies
+ * with node:crypto; jose 6 only has WebCrypto, whose asynchronous verify costs about
+ * 4x the CPU per token on Node 20 (bench/jwt-verify.ts, docs/benchmarks.md).
  */
 export async function createTokenVerifier (config: JwtConfig): Promise<TokenVerifier> {
-  const secretKey = config.secret === undefined
-    ? undefined
-    : await webcrypto.subtle.importKey('raw', new TextEncoder().encode(config.secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['verify'])
+  const secretKey: KeyObject | undefined = config.secret === undefined ? undefined : createSecretKey(Buffer.from(config.secret, 'utf8'))
   const remoteKeys = config.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(config.jwksUrl))
 
   const algorithms: string[] = []

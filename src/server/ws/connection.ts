@@ -70,6 +70,8 @@ export class Connection {
 
   /** Sends a protocol-level ping; the heartbeat counts it until a pong arrives. */
   heartbeat (): void {
+    // ws throws on ping() once closing; the close event will remove this connection.
+    if (!this.isOpen) return
     this.missedHeartbeats += 1
     this.#socket.ping()
   }

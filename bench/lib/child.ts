@@ -1,0 +1,116 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { openSync, closeSync, readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import type { ChildMessage, ParentMessage } from '../servers/ipc.js'
+
+export interface CpuSample {
+  /** process.cpuUsage() of the child, microseconds (user + system). */
+  readonly cpuMicros: number
+  /** utime + stime from /proc/<pid>/stat, microseconds (clock-tick resolution). */
+  readonly procMicros: number
+  readonly at: number
+}
+
+const CLOCK_TICKS_PER_SECOND = 100
+
+/** utime + stime of any process from /proc/<pid>/stat, in microseconds (all its threads). */
+export function procCpuMicros (pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // Fields after the command name (which may contain spaces) start at field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const utime = Number(fields[11])
+  const stime = Number(fields[12])
+  return (utime + stime) * (1_000_000 / CLOCK_TICKS_PER_SECOND)
+}
+
+/**
+ * A server child (bench/servers/*.ts) run as `node --import tsx <file>`: stdout to
+ * /dev/null (the gateway's logs), stderr kept for failures, IPC for the port and
+ * CPU readings. Stopped by its own pid.
+ */
+export class ServerChild {
+  readonly name: string
+  readonly port: number
+  readonly #child: ChildProcess
+  readonly #stderr: string[]
+  #nextId = 1
+
+  private constructor (name: string, port: number, child: ChildProcess, stderr: string[]) {
+    this.name = name
+    this.port = port
+    this.#child = child
+    this.#stderr = stderr
+  }
+
+  get pid (): number {
+    if (this.#child.pid === undefined) throw new Error(`${this.name}: no pid`)
+    return this.#child.pid
+  }
+
+  get url (): string {
+    return `http://127.0.0.1:${this.port}`
+  }
+
+  static async start (name: string, script: string, env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<ServerChild> {
+    const file = fileURLToPath(new URL(`../servers/${script}`, import.meta.url))
+    const devNull = openSync('/dev/null', 'w')
+    const stderr: string[] = []
+    let child: ChildProcess
+    try {
+      child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', devNull, 'pipe', 'ipc']
+      })
+    } finally {
+      closeSync(devNull)
+    }
+    child.stderr?.setEncoding('utf8')
+    child.stderr?.on('data', (chunk: string) => { if (stderr.length < 200) stderr.push(chunk) })
+
+    const port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => { fail(new Error(`${name} did not start within 20 s`)) }, 20_000)
+      const fail = (err: Error): void => {
+        clearTimeout(timer)
+        child.kill('SIGKILL')
+        reject(new Error(`${err.message}\n${stderr.join('')}`))
+      }
+      child.on('message', (message: ChildMessage) => {
+        if (message.type === 'ready') { clearTimeout(timer); resolve(message.port) }
+      })
+      child.once('exit', (code) => { fail(new Error(`${name} exited with ${code} before it was ready`)) })
+    })
+    return new ServerChild(name, port, child, stderr)
+  }
+
+  /** The child's own process.cpuUsage(), plus /proc as a cross-check. */
+  async cpu (): Promise<CpuSample> {
+    const id = this.#nextId++
+    const child = this.#child
+    return await new Promise<CpuSample>((resolve, reject) => {
+      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no CPU reading within 5 s`)) }, 5000)
+      const onMessage = (message: ChildMessage): void => {
+        if (message.type !== 'cpu' || message.id !== id) return
+        clearTimeout(timer)
+        child.off('message', onMessage)
+        resolve({ cpuMicros: message.user + message.system, procMicros: procCpuMicros(this.pid), at: performance.now() })
+      }
+      child.on('message', onMessage)
+      child.send({ type: 'cpu', id } satisfies ParentMessage)
+    })
+  }
+
+  /** Graceful stop (the child exits itself, writing any --cpu-prof), then SIGKILL by pid after 8 s. */
+  async stop (): Promise<void> {
+    const child = this.#child
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise<void>((resolve) => { child.once('exit', () => { resolve() }) })
+    if (child.connected) child.send({ type: 'stop' } satisfies ParentMessage)
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 8000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  stderrText (): string {
+    return this.#stderr.join('')
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The engine contract (src/server/engine/engine.ts): every engine passes the same
+ * tests, so the gateway cannot tell them apart. `makeEngine` returns a fresh,
+ * ready engine for each subtest; `inspectKeys`, when given, lists what the engine
+ * stored so the contract can also check that consumed tickets leave nothing behind.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { EngineUnavailableError, type Engine, type TicketRecord } from '../../src/server/engine/engine.js'
+
+export interface EngineUnderTest {
+  readonly engine: Engine
+  /** Every key the engine holds right now (Redis: the keys under its prefix). */
+  readonly inspectKeys?: () => Promise<string[]>
+}
+
+/** A fresh hash-shaped key (the engines never see raw tickets). */
+function freshHash (): string {
+  return randomBytes(32).toString('base64url')
+}
+
+function record (overrides: Partial<TicketRecord> = {}): TicketRecord {
+  const issuedAt = Date.now()
+  return { sub: 'alice', sessionId: 's1', issuedAt, expiresAt: issuedAt + 30_000, ...overrides }
+}
+
+/** The error a promise rejects with, or `undefined` if it resolves. */
+async function rejectionOf (pending: Promise<unknown>): Promise<unknown> {
+  try {
+    await pending
+    return undefined
+  } catch (err) {
+    return err
+  }
+}
+
+async function sleep (ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+export async function engineContract (t: Test, name: string, makeEngine: () => Promise<EngineUnderTest>): Promise<void> {
+  await t.test(`${name} engine contract`, async (t) => {
+    const setup = async (t: Test): Promise<EngineUnderTest> => {
+      const underTest = await makeEngine()
+      t.teardown(async () => { await underTest.engine.close() })
+      return underTest
+    }
+
+    t.test('is ready once started', async (t) => {
+      const { engine } = await setup(t)
+      t.equal(engine.isReady(), true)
+    })
+
+    t.test('store then consume returns the record exactly', async (t) => {
+      const { engine, inspectKeys } = await setup(t)
+      const hash = freshHash()
+      const stored = record({ sub: 'ünïcødé "sub" \\ with:colons', sessionId: 'session/with spaces' })
+      await engine.storeTicket(hash, stored, 60)
+      if (inspectKeys !== undefined) {
+        const keys = await inspectKeys()
+        t.equal(keys.length, 1, 'one key stored')
+        t.ok(keys[0]!.endsWith(hash), 'the key is named after the hash')
+      }
+      t.strictSame(await engine.consumeTicket(hash), stored)
+      if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'nothing is left after consume')
+    })
+
+    t.test('a second consume returns null', async (t) => {
+      const { engine } = await setup(t)
+      const hash = freshHash()
+      const stored = record()
+      await engine.storeTicket(hash, stored, 60)
+      t.strictSame(await engine.consumeTicket(hash), stored)
+      t.equal(await engine.consumeTicket(hash), null)
+      t.equal(await engine.consumeTicket(hash), null)
+    })
+
+    t.test('an unknown hash returns null', async (t) => {
+      const { engine } = await setup(t)
+      await engine.storeTicket(freshHash(), record(), 60)
+      t.equal(await engine.consumeTicket(freshHash()), null)
+    })
+
+    t.test('tickets are independent of each other', async (t) => {
+      const { engine } = await setup(t)
+      const first = { hash: freshHash(), record: record({ sub: 'alice', sessionId: 's1' }) }
+      const second = { hash: freshHash(), record: record({ sub: 'bob', sessionId: 's2' }) }
+      await engine.storeTicket(first.hash, first.record, 60)
+      await engine.storeTicket(second.hash, second.record, 60)
+      t.strictSame(await engine.consumeTicket(second.hash), second.record)
+      t.strictSame(await engine.consumeTicket(first.hash), first.record)
+    })
+
+    t.test('a ticket is gone once its storage TTL has passed', async (t) => {
+      const { engine, inspectKeys } = await setup(t)
+      const expiring = freshHash()
+      const control = freshHash()
+      // Validity (expiresAt) is far off: only the storage TTL removes it.
+      const stored = record({ expiresAt: Date.now() + 3_600_000 })
+      await engine.storeTicket(expiring, stored, 1)
+      await engine.storeTicket(control, stored, 1)
+      t.strictSame(await engine.consumeTicket(control), stored, 'still there before the TTL')
+      await sleep(1200)
+      t.equal(await engine.consumeTicket(expiring), null, 'gone after the TTL')
+      if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'no key is left')
+    })
+
+    t.test('of 50 concurrent consumers of one ticket exactly one gets the record', async (t) => {
+      const { engine, inspectKeys } = await setup(t)
+      const hash = freshHash()
+      const stored = record()
+      await engine.storeTicket(hash, stored, 60)
+      const results = await Promise.all(Array.from({ length: 50 }, async () => await engine.consumeTicket(hash)))
+      const winners = results.filter((result) => result !== null)
+      t.equal(winners.length, 1, 'exactly one record')
+      t.strictSame(winners[0], stored)
+      t.equal(results.filter((result) => result === null).length, 49, 'exactly 49 nulls')
+      if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [])
+    })
+
+    t.test('a closed engine rejects with EngineUnavailableError', async (t) => {
+      const { engine } = await setup(t)
+      const hash = freshHash()
+      await engine.storeTicket(hash, record(), 60)
+      await engine.close()
+      t.equal(engine.isReady(), false)
+      const storeError = await rejectionOf(engine.storeTicket(freshHash(), record(), 60))
+      t.ok(storeError instanceof EngineUnavailableError, `storeTicket rejects with EngineUnavailableError (got ${String(storeError)})`)
+      const consumeError = await rejectionOf(engine.consumeTicket(hash))
+      t.ok(consumeError instanceof EngineUnavailableError, `consumeTicket rejects with EngineUnavailableError (got ${String(consumeError)})`)
+    })
+
+    t.test('readiness listeners hear the close; unsubscribed ones do not', async (t) => {
+      const { engine } = await setup(t)
+      t.equal(engine.isReady(), true)
+      const heard: boolean[] = []
+      const dropped: boolean[] = []
+      engine.onReadyChange((ready) => { heard.push(ready) })
+      const unsubscribe = engine.onReadyChange((ready) => { dropped.push(ready) })
+      unsubscribe()
+      await engine.close()
+      // Late connection events after close must not flip readiness back.
+      await sleep(50)
+      t.strictSame(heard, [false], 'called once, with false')
+      t.strictSame(dropped, [], 'an unsubscribed listener is not called')
+      t.equal(engine.isReady(), false)
+    })
+  })
+}

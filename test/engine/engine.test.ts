@@ -1,0 +1,105 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { MemoryEngine } from '../../src/server/engine/memory-engine.js'
+import { RedisEngine } from '../../src/server/engine/redis-engine.js'
+import { EngineUnavailableError, type EngineLogger } from '../../src/server/engine/engine.js'
+import { GatewayMetrics } from '../../src/server/metrics/gateway-metrics.js'
+import { TicketService, hashTicket } from '../../src/server/tickets/ticket-service.js'
+import { RedisServer, freePort } from '../helpers/redis-server.js'
+import { eventually } from '../helpers/gateway.js'
+import { engineContract } from './contract.js'
+
+const silent: EngineLogger = { info () {}, warn () {}, error () {} }
+
+const redis = await RedisServer.start()
+t.teardown(async () => { await redis.stop() })
+
+const admin = new Redis(redis.url, { lazyConnect: true })
+await admin.connect()
+t.teardown(async () => { await admin.quit() })
+
+let engines = 0
+function redisEngine (url = redis.url, keyPrefix = `t${++engines}:`): RedisEngine {
+  return new RedisEngine({ url, keyPrefix, commandTimeoutMs: 1000, logger: silent })
+}
+
+await engineContract(t, 'memory', async () => ({ engine: new MemoryEngine() }))
+
+await engineContract(t, 'redis', async () => {
+  const keyPrefix = `contract${++engines}:`
+  const engine = redisEngine(redis.url, keyPrefix)
+  await eventually(() => engine.isReady())
+  return { engine, inspectKeys: async () => await admin.keys(`${keyPrefix}*`) }
+})
+
+t.test('redis: tickets are stored only as their SHA-256 hash, under the prefix, with a TTL', async (t) => {
+  const engine = redisEngine(redis.url, 'rtgw-test:')
+  t.teardown(async () => { await engine.close() })
+  await eventually(() => engine.isReady())
+  const tickets = new TicketService({ engine, ttlSeconds: 30, metrics: new GatewayMetrics() })
+
+  const issued = await tickets.issue({ sub: 'alice', sessionId: 's1' })
+  const key = `rtgw-test:ticket:${hashTicket(issued.ticket)}`
+  t.match(hashTicket(issued.ticket), /^[A-Za-z0-9_-]{43}$/, 'the hash is SHA-256 in base64url')
+  t.strictSame(await admin.keys('rtgw-test:*'), [key], 'one key: prefix + ticket: + hash')
+
+  const ttl = await admin.ttl(key)
+  t.ok(ttl >= 29 && ttl <= 90, `the key expires: TTL covers the ticket's 30 s and is bounded (${ttl} s)`)
+
+  // Nowhere in the whole database does the raw ticket appear.
+  const allKeys = await admin.keys('*')
+  t.ok(allKeys.length >= 1)
+  for (const each of allKeys) {
+    t.notOk(each.includes(issued.ticket), `key ${each} does not contain the ticket`)
+    if (await admin.type(each) !== 'string') continue
+    const value = await admin.get(each)
+    t.notOk(value?.includes(issued.ticket), `value of ${each} does not contain the ticket`)
+  }
+  const stored = JSON.parse((await admin.get(key))!) as Record<string, unknown>
+  t.equal(stored.sub, 'alice')
+
+  const consumed = await tickets.consume(issued.ticket)
+  t.equal(consumed.ok, true)
+  t.match(consumed, { ok: true, record: { sub: 'alice', sessionId: 's1' } })
+  t.equal(await admin.exists(key), 0, 'consuming deletes the key')
+  t.same(await tickets.consume(issued.ticket), { ok: false, reason: 'invalid' })
+})
+
+t.test('redis: an unreachable server means not ready, and commands fail fast with EngineUnavailableError', async (t) => {
+  const engine = redisEngine(`redis://127.0.0.1:${await freePort()}`)
+  t.teardown(async () => { await engine.close() })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(engine.isReady(), false)
+  const started = Date.now()
+  const errors = await Promise.all([
+    engine.storeTicket(hashTicket('x'), { sub: 'a', sessionId: 's', issuedAt: 0, expiresAt: 1 }, 10).then(() => undefined, (err: unknown) => err),
+    engine.consumeTicket(hashTicket('x')).then(() => undefined, (err: unknown) => err)
+  ])
+  t.ok(Date.now() - started < 1000, 'no hang')
+  t.ok(errors[0] instanceof EngineUnavailableError, 'storeTicket rejects with EngineUnavailableError')
+  t.ok(errors[1] instanceof EngineUnavailableError, 'consumeTicket rejects with EngineUnavailableError')
+})
+
+t.test('redis: readiness follows the server down and back up without a new engine', async (t) => {
+  const flaky = await RedisServer.start()
+  t.teardown(async () => { await flaky.stop() })
+  const engine = redisEngine(flaky.url)
+  t.teardown(async () => { await engine.close() })
+  await eventually(() => engine.isReady())
+  const changes: boolean[] = []
+  engine.onReadyChange((ready) => { changes.push(ready) })
+
+  await flaky.kill()
+  await eventually(() => !engine.isReady(), 5000)
+  t.strictSame(changes, [false])
+  const error = await engine.storeTicket(hashTicket('y'), { sub: 'a', sessionId: 's', issuedAt: 0, expiresAt: 1 }, 10).then(() => undefined, (err: unknown) => err)
+  t.ok(error instanceof EngineUnavailableError, 'store while down rejects with EngineUnavailableError')
+
+  await flaky.start()
+  await eventually(() => engine.isReady())
+  t.strictSame(changes, [false, true])
+  const hash = hashTicket('z')
+  const record = { sub: 'a', sessionId: 's', issuedAt: 1, expiresAt: 2 }
+  await engine.storeTicket(hash, record, 10)
+  t.strictSame(await engine.consumeTicket(hash), record, 'serves again after the reconnect')
+})
