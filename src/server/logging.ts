@@ -55,6 +55,8 @@ export class GatewayLogController extends LogController {
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const line = { event: 'http.request', req: request, res: reply, durationMs: Math.round(reply.elapsedTime * 10) / 10 }
     if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    // Probes and scrapes run every few seconds: their lines would drown the rest.
+    else if ((request.routeOptions.config as { accessLog?: string }).accessLog === 'debug') reply.log.debug(line, 'request completed')
     else if (reply.statusCode >= 500) reply.log.warn(line, 'request completed')
     else reply.log.info(line, 'request completed')
   }

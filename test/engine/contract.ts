@@ -46,12 +46,12 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       return underTest
     }
 
-    t.test('is ready once started', async (t) => {
+    await t.test('is ready once started', async (t) => {
       const { engine } = await setup(t)
       t.equal(engine.isReady(), true)
     })
 
-    t.test('store then consume returns the record exactly', async (t) => {
+    await t.test('store then consume returns the record exactly', async (t) => {
       const { engine, inspectKeys } = await setup(t)
       const hash = freshHash()
       const stored = record({ sub: 'ünïcødé "sub" \\ with:colons', sessionId: 'session/with spaces' })
@@ -65,7 +65,7 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'nothing is left after consume')
     })
 
-    t.test('a second consume returns null', async (t) => {
+    await t.test('a second consume returns null', async (t) => {
       const { engine } = await setup(t)
       const hash = freshHash()
       const stored = record()
@@ -75,13 +75,13 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       t.equal(await engine.consumeTicket(hash), null)
     })
 
-    t.test('an unknown hash returns null', async (t) => {
+    await t.test('an unknown hash returns null', async (t) => {
       const { engine } = await setup(t)
       await engine.storeTicket(freshHash(), record(), 60)
       t.equal(await engine.consumeTicket(freshHash()), null)
     })
 
-    t.test('tickets are independent of each other', async (t) => {
+    await t.test('tickets are independent of each other', async (t) => {
       const { engine } = await setup(t)
       const first = { hash: freshHash(), record: record({ sub: 'alice', sessionId: 's1' }) }
       const second = { hash: freshHash(), record: record({ sub: 'bob', sessionId: 's2' }) }
@@ -91,7 +91,7 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       t.strictSame(await engine.consumeTicket(first.hash), first.record)
     })
 
-    t.test('a ticket is gone once its storage TTL has passed', async (t) => {
+    await t.test('a ticket is gone once its storage TTL has passed', async (t) => {
       const { engine, inspectKeys } = await setup(t)
       const expiring = freshHash()
       const control = freshHash()
@@ -105,7 +105,7 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'no key is left')
     })
 
-    t.test('of 50 concurrent consumers of one ticket exactly one gets the record', async (t) => {
+    await t.test('of 50 concurrent consumers of one ticket exactly one gets the record', async (t) => {
       const { engine, inspectKeys } = await setup(t)
       const hash = freshHash()
       const stored = record()
@@ -118,7 +118,7 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [])
     })
 
-    t.test('a closed engine rejects with EngineUnavailableError', async (t) => {
+    await t.test('a closed engine rejects with EngineUnavailableError', async (t) => {
       const { engine } = await setup(t)
       const hash = freshHash()
       await engine.storeTicket(hash, record(), 60)
@@ -130,7 +130,7 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       t.ok(consumeError instanceof EngineUnavailableError, `consumeTicket rejects with EngineUnavailableError (got ${String(consumeError)})`)
     })
 
-    t.test('readiness listeners hear the close; unsubscribed ones do not', async (t) => {
+    await t.test('readiness listeners hear the close; unsubscribed ones do not', async (t) => {
       const { engine } = await setup(t)
       t.equal(engine.isReady(), true)
       const heard: boolean[] = []

@@ -32,7 +32,7 @@ await engineContract(t, 'redis', async () => {
   return { engine, inspectKeys: async () => await admin.keys(`${keyPrefix}*`) }
 })
 
-t.test('redis: tickets are stored only as their SHA-256 hash, under the prefix, with a TTL', async (t) => {
+await t.test('redis: tickets are stored only as their SHA-256 hash, under the prefix, with a TTL', async (t) => {
   const engine = redisEngine(redis.url, 'rtgw-test:')
   t.teardown(async () => { await engine.close() })
   await eventually(() => engine.isReady())
@@ -65,7 +65,7 @@ t.test('redis: tickets are stored only as their SHA-256 hash, under the prefix, 
   t.same(await tickets.consume(issued.ticket), { ok: false, reason: 'invalid' })
 })
 
-t.test('redis: an unreachable server means not ready, and commands fail fast with EngineUnavailableError', async (t) => {
+await t.test('redis: an unreachable server means not ready, and commands fail fast with EngineUnavailableError', async (t) => {
   const engine = redisEngine(`redis://127.0.0.1:${await freePort()}`)
   t.teardown(async () => { await engine.close() })
   await new Promise((resolve) => setTimeout(resolve, 200))
@@ -80,7 +80,7 @@ t.test('redis: an unreachable server means not ready, and commands fail fast wit
   t.ok(errors[1] instanceof EngineUnavailableError, 'consumeTicket rejects with EngineUnavailableError')
 })
 
-t.test('redis: readiness follows the server down and back up without a new engine', async (t) => {
+await t.test('redis: readiness follows the server down and back up without a new engine', async (t) => {
   const flaky = await RedisServer.start()
   t.teardown(async () => { await flaky.stop() })
   const engine = redisEngine(flaky.url)

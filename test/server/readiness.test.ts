@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
 import { eventually, requestTicket, startGateway, type Gateway } from '../helpers/gateway.js'
 import { TestClient } from '../helpers/ws-client.js'
@@ -9,7 +9,9 @@ const redisPort = await freePort()
 let redis: RedisServer | undefined
 t.teardown(async () => { await redis?.stop() })
 
-const gateway = await startGateway(t, { REDIS_URL: `redis://127.0.0.1:${redisPort}` }, { waitForEngine: false })
+// Log lines are dropped here (LOG_LEVEL is honoured or not: see the last subtest).
+const sink = { write (): void {} }
+const gateway = await startGateway(t, { REDIS_URL: `redis://127.0.0.1:${redisPort}` }, { waitForEngine: false, logStream: sink })
 
 interface JsonResponse { status: number, body: unknown, headers: Headers, elapsedMs: number }
 
@@ -66,9 +68,7 @@ async function assertLive (t: Test): Promise<void> {
   t.strictSame(live.body, { status: 'ok' })
 }
 
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
-
-t.test('booted while Redis is down: live, not ready, 503 tickets, 1013 upgrades', async (t) => {
+await t.test('booted while Redis is down: live, not ready, 503 tickets, 1013 upgrades', async (t) => {
   t.equal(gateway.app.engine.isReady(), false)
   await assertLive(t)
   const ready = await get(gateway, '/readyz')
@@ -80,7 +80,7 @@ t.test('booted while Redis is down: live, not ready, 503 tickets, 1013 upgrades'
   t.equal(rejected.values.find((value) => value.labels.reason === 'engine_unavailable')?.value, 1)
 })
 
-t.test('Redis comes up: ready without a restart, tickets work', async (t) => {
+await t.test('Redis comes up: ready without a restart, tickets work', async (t) => {
   redis = await RedisServer.start(redisPort)
   await eventually(async () => await readyzStatus(gateway) === 200)
   const ready = await get(gateway, '/readyz')
@@ -95,7 +95,7 @@ t.test('Redis comes up: ready without a restart, tickets work', async (t) => {
   t.strictSame(await client.closed, { code: 1005, reason: '' })
 })
 
-t.test('Redis is killed: not ready again, fast 503s, open sessions stay up; then it comes back', async (t) => {
+await t.test('Redis is killed: not ready again, fast 503s, open sessions stay up; then it comes back', async (t) => {
   const survivor = new TestClient(`${gateway.wsUrl}?ticket=${await requestTicket(gateway)}`)
   t.teardown(() => { survivor.socket.terminate() })
   t.equal((await survivor.frame(0)).type, 'session_established')
@@ -124,8 +124,8 @@ t.test('Redis is killed: not ready again, fast 503s, open sessions stay up; then
   survivor.close()
 })
 
-t.test('drain: readiness fails, open sockets and new upgrades get 1012', async (t) => {
-  const draining = await startGateway(t, { REDIS_URL: redis!.url, SHUTDOWN_GRACE_MS: '2000' })
+await t.test('drain: readiness fails, open sockets and new upgrades get 1012', async (t) => {
+  const draining = await startGateway(t, { REDIS_URL: redis!.url, SHUTDOWN_GRACE_MS: '2000' }, { logStream: sink })
   t.equal(await readyzStatus(draining), 200)
 
   const open = new TestClient(`${draining.wsUrl}?ticket=${await requestTicket(draining)}`)
@@ -156,4 +156,16 @@ t.test('drain: readiness fails, open sockets and new upgrades get 1012', async (
   t.teardown(() => { elsewhere.socket.terminate() })
   t.equal((await elsewhere.frame(0)).type, 'session_established')
   elsewhere.close()
+})
+
+await t.test('probe routes honour LOG_LEVEL: a 503 /readyz logs nothing below the configured level', async (t) => {
+  const lines: string[] = []
+  const quiet = await startGateway(t, {
+    REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    LOG_LEVEL: 'error'
+  }, { waitForEngine: false, logStream: { write: (line: string) => { lines.push(line) } } })
+  t.equal(await readyzStatus(quiet), 503)
+  t.equal((await get(quiet, '/livez')).status, 200)
+  const belowError = lines.map((line) => JSON.parse(line) as { level: number, msg: string }).filter((line) => line.level < 50)
+  t.strictSame(belowError.map((line) => line.msg), [], 'no line below error with LOG_LEVEL=error')
 })

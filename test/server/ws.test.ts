@@ -22,7 +22,7 @@ async function connect (gw: Gateway = gateway, options: ConstructorParameters<ty
   return client
 }
 
-t.test('a valid ticket opens a session whose first frame is session_established', async (t) => {
+await t.test('a valid ticket opens a session whose first frame is session_established', async (t) => {
   const client = await connect()
   const first = await client.frame(0)
   t.equal(first.type, 'session_established')
@@ -36,13 +36,13 @@ t.test('a valid ticket opens a session whose first frame is session_established'
   t.same(await client.closed, { code: 1005, reason: '' })
 })
 
-t.test('missing ticket: error frame WS_TICKET_MISSING, then 4401', async (t) => {
+await t.test('missing ticket: error frame WS_TICKET_MISSING, then 4401', async (t) => {
   const client = new TestClient(gateway.wsUrl)
   t.same(await client.frame(0), { type: 'error', code: 'WS_TICKET_MISSING' })
   t.same(await client.closed, { code: 4401, reason: 'WS_TICKET_MISSING' })
 })
 
-t.test('unknown and malformed tickets: WS_TICKET_INVALID, then 4401', async (t) => {
+await t.test('unknown and malformed tickets: WS_TICKET_INVALID, then 4401', async (t) => {
   for (const ticket of ['A'.repeat(43), 'short', 'x'.repeat(5000)]) {
     const client = new TestClient(`${gateway.wsUrl}?ticket=${ticket}`)
     t.same(await client.frame(0), { type: 'error', code: 'WS_TICKET_INVALID' })
@@ -50,7 +50,7 @@ t.test('unknown and malformed tickets: WS_TICKET_INVALID, then 4401', async (t) 
   }
 })
 
-t.test('a reused ticket is refused with 4401', async (t) => {
+await t.test('a reused ticket is refused with 4401', async (t) => {
   const ticket = await requestTicket(gateway)
   const first = new TestClient(`${gateway.wsUrl}?ticket=${ticket}`)
   t.equal((await first.frame(0)).type, 'session_established')
@@ -60,7 +60,7 @@ t.test('a reused ticket is refused with 4401', async (t) => {
   first.close()
 })
 
-t.test('an expired ticket is refused with 4401', async (t) => {
+await t.test('an expired ticket is refused with 4401', async (t) => {
   const shortLived = await startGateway(t, { REDIS_URL: redis.url, TICKET_TTL_SECONDS: '1' })
   const ticket = await requestTicket(shortLived)
   await new Promise((resolve) => setTimeout(resolve, 1100))
@@ -71,8 +71,8 @@ t.test('an expired ticket is refused with 4401', async (t) => {
   t.equal(rejected.values.find((value) => value.labels.reason === 'expired')?.value, 1)
 })
 
-t.test('Origin allow-list', async (t) => {
-  t.test('a foreign Origin gets HTTP 403 and no upgrade; the ticket survives', async (t) => {
+await t.test('Origin allow-list', async (t) => {
+  await t.test('a foreign Origin gets HTTP 403 and no upgrade; the ticket survives', async (t) => {
     const ticket = await requestTicket(gateway)
     const refused = new TestClient(`${gateway.wsUrl}?ticket=${ticket}`, { origin: 'https://evil.example.com' })
     t.equal(await refused.opened, false)
@@ -84,20 +84,20 @@ t.test('Origin allow-list', async (t) => {
     t.equal((await allowed.frame(0)).type, 'session_established')
     allowed.close()
   })
-  t.test('no Origin header (non-browser client) is allowed', async (t) => {
+  await t.test('no Origin header (non-browser client) is allowed', async (t) => {
     const client = await connect()
     t.equal((await client.frame(0)).type, 'session_established')
     client.close()
   })
 })
 
-t.test('a plain GET on the WebSocket path answers 426 with the error body', async (t) => {
+await t.test('a plain GET on the WebSocket path answers 426 with the error body', async (t) => {
   const response = await fetch(`${gateway.wsUrl.replace('ws:', 'http:')}?ticket=abc`)
   t.equal(response.status, 426)
   t.match(await response.json(), { error: 'UPGRADE_REQUIRED', code: 'UPGRADE_REQUIRED' })
 })
 
-t.test('ping gets pong, with the request id echoed', async (t) => {
+await t.test('ping gets pong, with the request id echoed', async (t) => {
   const client = await connect()
   await client.frame(0)
   client.send({ type: 'ping' })
@@ -107,7 +107,7 @@ t.test('ping gets pong, with the request id echoed', async (t) => {
   client.close()
 })
 
-t.test('bad input gets BAD_MESSAGE and the socket stays open', async (t) => {
+await t.test('bad input gets BAD_MESSAGE and the socket stays open', async (t) => {
   const client = await connect()
   await client.frame(0)
   const bad = [
@@ -133,14 +133,14 @@ t.test('bad input gets BAD_MESSAGE and the socket stays open', async (t) => {
   client.close()
 })
 
-t.test('a binary frame closes with 1003', async (t) => {
+await t.test('a binary frame closes with 1003', async (t) => {
   const client = await connect()
   await client.frame(0)
   client.socket.send(Buffer.from([1, 2, 3]), { binary: true })
   t.same(await client.closed, { code: 1003, reason: 'BINARY_NOT_SUPPORTED' })
 })
 
-t.test('a frame over WS_MAX_PAYLOAD_BYTES closes with 1009; other clients are unaffected', async (t) => {
+await t.test('a frame over WS_MAX_PAYLOAD_BYTES closes with 1009; other clients are unaffected', async (t) => {
   const bystander = await connect()
   await bystander.frame(0)
   const client = await connect()
@@ -152,7 +152,7 @@ t.test('a frame over WS_MAX_PAYLOAD_BYTES closes with 1009; other clients are un
   bystander.close()
 })
 
-t.test('flooding past the per-connection rate closes with 4429', async (t) => {
+await t.test('flooding past the per-connection rate closes with 4429', async (t) => {
   const client = await connect()
   await client.frame(0)
   for (let index = 0; index < 40; index += 1) client.send({ type: 'ping' })
@@ -160,7 +160,7 @@ t.test('flooding past the per-connection rate closes with 4429', async (t) => {
   t.ok(client.frames.length - 1 >= 20 && client.frames.length - 1 < 40, `the burst was answered before the close (${client.frames.length - 1} pongs)`)
 })
 
-t.test('a peer that never answers protocol pings is terminated after two missed heartbeats', async (t) => {
+await t.test('a peer that never answers protocol pings is terminated after two missed heartbeats', async (t) => {
   const client = await connect(gateway, { autoPong: false })
   await client.frame(0)
   const closed = await client.closed
@@ -169,7 +169,7 @@ t.test('a peer that never answers protocol pings is terminated after two missed 
   t.equal(gateway.app.hub.size, 0)
 })
 
-t.test('a live peer answering pings stays connected across heartbeats', async (t) => {
+await t.test('a live peer answering pings stays connected across heartbeats', async (t) => {
   const client = await connect()
   await client.frame(0)
   await new Promise((resolve) => setTimeout(resolve, 1000))
@@ -177,7 +177,7 @@ t.test('a live peer answering pings stays connected across heartbeats', async (t
   client.close()
 })
 
-t.test('upgrades to other routes are refused with 404, never logged with their URL', async (t) => {
+await t.test('upgrades to other routes are refused with 404, never logged with their URL', async (t) => {
   const client = new TestClient(`${gateway.baseUrl.replace('http:', 'ws:')}/livez?ticket=${await requestTicket(gateway, await userToken('bob', 's2'))}`)
   t.equal(await client.opened, false)
   t.equal(client.unexpectedStatus, 404)

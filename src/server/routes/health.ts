@@ -10,12 +10,12 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
   const typed = app.withTypeProvider<TypeBoxTypeProvider>()
 
   typed.get('/livez', {
-    logLevel: 'warn',
+    config: { accessLog: 'debug' },
     schema: { response: { 200: LivenessResponse } }
   }, async () => ({ status: 'ok' as const }))
 
   typed.get('/readyz', {
-    logLevel: 'warn',
+    config: { accessLog: 'debug' },
     schema: { response: { 200: ReadinessResponse, 503: ReadinessResponse } }
   }, async (_request, reply) => {
     const checks = {
