@@ -1,0 +1,209 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, loadConfig } from '../../src/server/config.js'
+import { TEST_SECRET } from '../helpers/tokens.js'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+/** loadConfig's error for `env`, or a failure when it does not throw a ConfigError. */
+function configError (env: NodeJS.ProcessEnv, resolveDevSecret?: () => string): ConfigError {
+  try {
+    loadConfig(env, resolveDevSecret)
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw new Error(`expected a ConfigError, got ${String(err)}`)
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(env)}`)
+}
+
+void t.test('defaults of every §2 variable', async (t) => {
+  const config = loadConfig({ JWT_SECRET: TEST_SECRET })
+  t.equal(config.port, 8080)
+  t.equal(config.host, '0.0.0.0')
+  t.equal(config.production, false)
+  t.equal(config.redisUrl, undefined, 'REDIS_URL unset: embedded engine')
+  t.equal(config.redisKeyPrefix, 'rtgw:')
+  t.same(config.jwt, {
+    secret: TEST_SECRET,
+    jwksUrl: undefined,
+    issuer: undefined,
+    audience: undefined,
+    sessionClaim: 'sessionId',
+    clockToleranceSeconds: 5,
+    devSecret: false
+  })
+  t.equal(config.ticketTtlSeconds, 30)
+  t.equal(config.allowedOrigins, null, 'ALLOWED_ORIGINS defaults to * outside production')
+  t.equal(config.wsPath, '/ws')
+  t.equal(config.wsMaxPayloadBytes, 65536)
+  t.equal(config.heartbeatIntervalMs, 25000)
+  t.equal(config.shutdownGraceMs, 10000)
+  t.equal(config.historySize, 1000)
+  t.equal(config.historyTtlSeconds, 3600)
+  t.equal(config.logLevel, 'info')
+})
+
+void t.test('set values are parsed into their types', async (t) => {
+  const config = loadConfig({
+    PORT: '9090',
+    HOST: '127.0.0.1',
+    REDIS_URL: 'rediss://cache.internal:6380/2',
+    REDIS_KEY_PREFIX: 'gw1:',
+    JWT_SECRET: TEST_SECRET,
+    JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json',
+    JWT_ISSUER: 'https://idp.example.com/',
+    JWT_AUDIENCE: 'realtime',
+    JWT_SESSION_CLAIM: 'sid',
+    TICKET_TTL_SECONDS: '15',
+    WS_PATH: '/realtime/v1',
+    WS_MAX_PAYLOAD_BYTES: '1024',
+    HEARTBEAT_INTERVAL_MS: '5000',
+    SHUTDOWN_GRACE_MS: '0',
+    HISTORY_SIZE: '50',
+    HISTORY_TTL_SECONDS: '60',
+    LOG_LEVEL: 'debug'
+  })
+  t.equal(config.port, 9090)
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.redisUrl, 'rediss://cache.internal:6380/2')
+  t.equal(config.redisKeyPrefix, 'gw1:')
+  t.same(config.jwt, {
+    secret: TEST_SECRET,
+    jwksUrl: 'https://idp.example.com/.well-known/jwks.json',
+    issuer: 'https://idp.example.com/',
+    audience: 'realtime',
+    sessionClaim: 'sid',
+    clockToleranceSeconds: 5,
+    devSecret: false
+  })
+  t.equal(config.ticketTtlSeconds, 15)
+  t.equal(config.wsPath, '/realtime/v1')
+  t.equal(config.wsMaxPayloadBytes, 1024)
+  t.equal(config.heartbeatIntervalMs, 5000)
+  t.equal(config.shutdownGraceMs, 0)
+  t.equal(config.historySize, 50)
+  t.equal(config.historyTtlSeconds, 60)
+  t.equal(config.logLevel, 'debug')
+})
+
+void t.test('invalid values throw a one-line ConfigError naming the variable', async (t) => {
+  const cases: Array<[NodeJS.ProcessEnv, string, RegExp]> = [
+    [{ PORT: 'abc' }, 'PORT', /integer/],
+    [{ PORT: '70000' }, 'PORT', /65535/],
+    [{ TICKET_TTL_SECONDS: '0' }, 'TICKET_TTL_SECONDS', />= 1/],
+    [{ REDIS_URL: 'http://x' }, 'REDIS_URL', /rediss\?:\/\//],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /./],
+    [{ JWT_SECRET: 'too-short-secret' }, 'JWT_SECRET', /32/],
+    [{ WS_PATH: 'nope' }, 'WS_PATH', /pattern/],
+    [{ ALLOWED_ORIGINS: 'https://app.example.com/path' }, 'ALLOWED_ORIGINS', /no path/],
+    [{ ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:3000/' }, 'ALLOWED_ORIGINS', /no path/]
+  ]
+  for (const [env, variable, detail] of cases) {
+    const error = configError({ JWT_SECRET: TEST_SECRET, ...env })
+    t.equal(error.name, 'ConfigError', `${JSON.stringify(env)}: ConfigError`)
+    t.notMatch(error.message, /\n/, `${JSON.stringify(env)}: one line`)
+    t.match(error.message, new RegExp(`^Invalid configuration: ${variable}\\b`), `${JSON.stringify(env)}: names ${variable} first`)
+    t.match(error.message, detail, `${JSON.stringify(env)}: says what is wrong`)
+  }
+})
+
+void t.test('production requirements', async (t) => {
+  t.equal(
+    configError({ NODE_ENV: 'production' }).message,
+    'Invalid configuration: REDIS_URL is required when NODE_ENV=production (the embedded engine serves one instance only)'
+  )
+  // Even with a dev-secret resolver, production never falls back to a generated secret.
+  t.equal(
+    configError({ NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: 'https://app.example.com' }, () => 'dev').message,
+    'Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=production'
+  )
+  t.equal(
+    configError({ NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:1', JWT_SECRET: TEST_SECRET }).message,
+    'Invalid configuration: ALLOWED_ORIGINS is required when NODE_ENV=production (comma list of origins, or * to allow any)'
+  )
+
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    REDIS_URL: 'redis://127.0.0.1:1',
+    JWT_JWKS_URL: 'https://idp.example.com/jwks.json',
+    ALLOWED_ORIGINS: '*'
+  })
+  t.equal(config.production, true)
+  t.equal(config.jwt.devSecret, false)
+  t.equal(config.jwt.secret, undefined)
+  t.equal(config.allowedOrigins, null, 'an explicit * is accepted in production')
+})
+
+void t.test('ALLOWED_ORIGINS parsing', async (t) => {
+  t.equal(loadConfig({ JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: '*' }).allowedOrigins, null)
+  t.equal(loadConfig({ JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: 'https://a.example.com,*' }).allowedOrigins, null, '* anywhere in the list allows any')
+
+  const origins = loadConfig({ JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: ' https://app.example.com , http://localhost:3000,,' }).allowedOrigins
+  t.ok(origins instanceof Set, 'a Set')
+  t.same([...(origins ?? [])].sort(), ['http://localhost:3000', 'https://app.example.com'], 'trimmed, empty entries dropped')
+  t.equal(origins?.has('https://app.example.com.evil.com'), false)
+})
+
+void t.test('dev secret', async (t) => {
+  let calls = 0
+  const config = loadConfig({}, () => { calls += 1; return 'generated-dev-secret' })
+  t.equal(calls, 1)
+  t.equal(config.jwt.devSecret, true)
+  t.equal(config.jwt.secret, 'generated-dev-secret')
+
+  const explicit = loadConfig({ JWT_SECRET: TEST_SECRET }, () => { calls += 1; return 'unused' })
+  t.equal(calls, 1, 'the resolver is not called when JWT config is set')
+  t.equal(explicit.jwt.devSecret, false)
+
+  const jwksOnly = loadConfig({ JWT_JWKS_URL: 'https://idp.example.com/jwks.json' }, () => { calls += 1; return 'unused' })
+  t.equal(calls, 1, 'a JWKS URL alone is JWT config')
+  t.equal(jwksOnly.jwt.devSecret, false)
+
+  t.equal(configError({}).message, 'Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required', 'no JWT config and no resolver')
+})
+
+void t.test('the returned config is frozen', async (t) => {
+  const config = loadConfig({ JWT_SECRET: TEST_SECRET })
+  t.ok(Object.isFrozen(config))
+  t.ok(Object.isFrozen(config.jwt))
+  t.ok(Object.isFrozen(config.ticketRateLimit))
+  t.ok(Object.isFrozen(config.wsMessageRate))
+  t.throws(() => { (config as { port: number }).port = 1 }, TypeError)
+  t.equal(config.port, 8080)
+})
+
+void t.test('the process refuses to boot with one line on stderr and exit code 1', async (t) => {
+  const dir = t.testdir()
+  async function boot (env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
+      cwd: root,
+      // A clean environment: nothing inherited can make the configuration valid.
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir, DEV_SECRET_FILE: `${dir}/.dev-secret`, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    const timer = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
+    const [code] = await once(child, 'exit') as [number | null]
+    clearTimeout(timer)
+    return { code, stdout, stderr }
+  }
+
+  const badPort = await boot({ PORT: 'abc' })
+  t.equal(badPort.code, 1)
+  t.equal(badPort.stderr, 'Invalid configuration: PORT must be integer\n', 'exactly one line, no stack trace')
+  t.equal(badPort.stdout, '')
+
+  const production = await boot({ NODE_ENV: 'production' })
+  t.equal(production.code, 1)
+  t.equal(production.stderr, 'Invalid configuration: REDIS_URL is required when NODE_ENV=production (the embedded engine serves one instance only)\n')
+  t.equal(production.stdout, '')
+
+  const noSecret = await boot({ NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*' })
+  t.equal(noSecret.code, 1)
+  t.equal(noSecret.stderr, 'Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=production\n')
+})
