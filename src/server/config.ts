@@ -33,7 +33,7 @@ const EnvSchema = Type.Object({
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 10000 }),
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
   HISTORY_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
-  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
+  LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
   DEV_SECRET_FILE: Type.String({ minLength: 1, default: '.dev-secret' })
 })
 type Env = Static<typeof EnvSchema>
@@ -81,11 +81,12 @@ export class ConfigError extends Error {
   override name = 'ConfigError'
 }
 
-interface AjvError { instancePath: string, message?: string, params?: { missingProperty?: string } }
+interface AjvError { instancePath: string, message?: string, params?: { missingProperty?: string, allowedValues?: unknown[] } }
 
 function describe (error: AjvError): string {
   const variable = error.params?.missingProperty ?? error.instancePath.replace(/^\//, '')
-  return `${variable} ${error.message ?? 'is invalid'}`
+  const allowed = error.params?.allowedValues === undefined ? '' : ` (${error.params.allowedValues.join(', ')})`
+  return `${variable} ${error.message ?? 'is invalid'}${allowed}`
 }
 
 /**
