@@ -13,7 +13,6 @@ import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
-import rateLimitPlugin from './plugins/rate-limit.js'
 import healthRoutes from './routes/health.js'
 import metricsRoute from './routes/metrics.js'
 import ticketRoute from './routes/ticket.js'
@@ -91,7 +90,6 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(enginePlugin, { engine })
   await app.register(errorHandlerPlugin)
-  await app.register(rateLimitPlugin, { keyPrefix: config.redisKeyPrefix })
   await app.register(websocket, {
     options: { maxPayload: config.wsMaxPayloadBytes },
     // Errors on an open socket (e.g. an oversize frame) are already answered by ws
@@ -118,7 +116,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(healthRoutes)
   await app.register(metricsRoute)
-  await app.register(ticketRoute, { rateLimit: config.ticketRateLimit })
+  await app.register(ticketRoute, { rateLimit: config.ticketRateLimit, keyPrefix: config.redisKeyPrefix })
   await app.register(wsRoute, {
     path: config.wsPath,
     allowedOrigins: config.allowedOrigins,

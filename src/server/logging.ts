@@ -21,15 +21,17 @@ export function pathOf (url: string | undefined): string {
 
 /**
  * Fastify logger options. Requests are serialized as method + path + id only, and
- * the Authorization header and anything ticket-shaped are redacted in case a
- * future log line includes them by mistake.
+ * the Authorization header and top-level ticket/token fields are redacted in case
+ * a future log line includes them by mistake.
  */
 export function loggerOptions (level: LogLevel, stream?: DestinationStream): NonNullable<FastifyServerOptions['logger']> {
   return {
     level,
     ...(stream === undefined ? {} : { stream }),
+    // Exact paths only: wildcard redaction runs on every line and costs measurable CPU
+    // per request; the serializers below already keep secrets out of `req`.
     redact: {
-      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'ticket', '*.ticket', 'token', '*.token'],
+      paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'ticket', 'token'],
       censor: '[redacted]'
     },
     serializers: {

@@ -1,25 +1,41 @@
-import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyInstance } from 'fastify'
-import { RedisEngine } from '../engine/redis-engine.js'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Redis } from 'ioredis'
 import { GatewayError } from '../errors.js'
 
-/**
- * @fastify/rate-limit, Redis-backed when the engine is Redis so limits hold across
- * instances, in memory otherwise. Nothing is limited globally: routes build their
- * own limiters with `app.rateLimit({...})`. A Redis failure lets requests through
- * (`skipOnError`): the route then answers its own 503 instead of a rate-limit error.
- */
-async function rateLimitPlugin (app: FastifyInstance, options: { keyPrefix: string }): Promise<void> {
-  await app.register(rateLimit, {
-    global: false,
-    skipOnError: true,
-    ...(app.engine instanceof RedisEngine ? { redis: app.engine.client, nameSpace: `${options.keyPrefix}ratelimit:` } : {}),
-    errorResponseBuilder: (_request, context) => new GatewayError('RATE_LIMITED', {
-      message: `Rate limit exceeded, retry in ${context.after}`,
-      retryAfterSeconds: Math.max(1, Math.ceil(context.ttl / 1000))
-    })
-  })
+export interface LimiterOptions {
+  readonly max: number
+  readonly windowMs: number
+  readonly key: (request: FastifyRequest) => string
+  /** Shared counters across instances; omit for a per-process limit. */
+  readonly redis?: { readonly client: Redis, readonly nameSpace: string }
 }
 
-export default fp(rateLimitPlugin, { name: 'rtgw-rate-limit', fastify: '5.x', dependencies: ['rtgw-engine'] })
+/** Counts one request against the limit; rejects with RATE_LIMITED (+ Retry-After) past it. */
+export type Limiter = (request: FastifyRequest) => Promise<void>
+
+/**
+ * Builds a limiter on @fastify/rate-limit. Each limiter registers the plugin in a
+ * scope of its own, because the plugin keeps one store (Redis or in-process) per
+ * registration and the gateway wants both kinds. A Redis failure lets the request
+ * through (`skipOnError`): the route then answers its own 503.
+ */
+export async function createLimiter (app: FastifyInstance, options: LimiterOptions): Promise<Limiter> {
+  let check: ReturnType<FastifyInstance['createRateLimit']> | undefined
+  await app.register(async (scope) => {
+    await scope.register(rateLimit, {
+      global: false,
+      skipOnError: true,
+      ...(options.redis === undefined ? {} : { redis: options.redis.client, nameSpace: options.redis.nameSpace })
+    })
+    check = scope.createRateLimit({ max: options.max, timeWindow: options.windowMs, keyGenerator: options.key })
+  })
+  const limit = check
+  if (limit === undefined) throw new Error('rate limiter was not created')
+  return async (request) => {
+    const result = await limit(request)
+    if (!result.isAllowed && result.isExceeded) {
+      throw new GatewayError('RATE_LIMITED', { retryAfterSeconds: Math.max(1, result.ttlInSeconds) })
+    }
+  }
+}

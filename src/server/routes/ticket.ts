@@ -1,12 +1,15 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BearerHeaders, ErrorBody, TicketResponse } from '../../protocol/http.js'
 import { EngineUnavailableError } from '../engine/engine.js'
+import { RedisEngine } from '../engine/redis-engine.js'
 import { GatewayError } from '../errors.js'
+import { createLimiter } from '../plugins/rate-limit.js'
 import { authenticateUser, userTokenOf } from './authenticate.js'
 
 export interface TicketRouteOptions {
   readonly rateLimit: { readonly perUser: number, readonly perIp: number, readonly windowMs: number }
+  readonly keyPrefix: string
 }
 
 /** POST /ws-ticket (SPEC §3): a bearer JWT buys one single-use WebSocket ticket. */
@@ -14,28 +17,30 @@ export default async function ticketRoute (app: FastifyInstance, options: Ticket
   const { perUser, perIp, windowMs } = options.rateLimit
   app.decorateRequest('token', null)
 
-  // Two limits: per IP first, so unauthenticated noise costs no JWT verification;
-  // per user after authentication, so one user cannot mint tickets without bound.
-  const limitByIp = app.createRateLimit({ max: perIp, timeWindow: windowMs, keyGenerator: (request) => `ip:${request.ip}` })
-  const limitByUser = app.createRateLimit({ max: perUser, timeWindow: windowMs, keyGenerator: (request) => `user:${userTokenOf(request).sub}` })
-  const enforce = async (limit: typeof limitByIp, request: FastifyRequest): Promise<void> => {
-    const result = await limit(request)
-    if (!result.isAllowed && result.isExceeded) {
-      throw new GatewayError('RATE_LIMITED', { retryAfterSeconds: Math.max(1, result.ttlInSeconds) })
-    }
-  }
+  // Per IP first, in process: unauthenticated noise costs no JWT verification and no
+  // Redis round trip, and it is each instance's own CPU that it protects.
+  const limitByIp = await createLimiter(app, { max: perIp, windowMs, key: (request) => `ip:${request.ip}` })
+  // Per user after authentication, shared through Redis so the limit holds across instances.
+  const limitByUser = await createLimiter(app, {
+    max: perUser,
+    windowMs,
+    key: (request) => `user:${userTokenOf(request).sub}`,
+    ...(app.engine instanceof RedisEngine ? { redis: { client: app.engine.client, nameSpace: `${options.keyPrefix}ratelimit:` } } : {})
+  })
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/ws-ticket', {
     schema: {
       headers: BearerHeaders,
       response: { 200: TicketResponse, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody }
     },
-    onRequest: async (request) => { await enforce(limitByIp, request) },
-    preHandler: [authenticateUser, async (request) => { await enforce(limitByUser, request) }]
+    onRequest: limitByIp,
+    preHandler: authenticateUser
   }, async (request) => {
     const token = userTokenOf(request)
     try {
-      return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId })
+      // The user's limit is checked while the ticket is stored: one Redis round trip
+      // for both. A refused request's ticket is never handed out and simply expires.
+      return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId }, limitByUser(request))
     } catch (err) {
       if (err instanceof EngineUnavailableError) throw new GatewayError('WS_TICKET_REDIS_NOT_READY', { retryAfterSeconds: 1 })
       throw err

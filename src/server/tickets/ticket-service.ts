@@ -40,16 +40,21 @@ export class TicketService {
     this.#now = options.now ?? Date.now
   }
 
-  /** Rejects with EngineUnavailableError when the engine cannot store it. */
-  async issue (identity: Identity): Promise<TicketResponse> {
+  /**
+   * Mints and stores a ticket. `admission`, when given, runs alongside the store (a
+   * rate-limit check, say): if it rejects, so does `issue`, and the stored ticket is
+   * never handed out. Rejects with EngineUnavailableError when the engine cannot store it.
+   */
+  async issue (identity: Identity, admission?: Promise<void>): Promise<TicketResponse> {
     const ticket = randomBytes(TICKET_BYTES).toString('base64url')
     const issuedAt = this.#now()
     const expiresAt = issuedAt + this.#ttlSeconds * 1000
-    await this.#engine.storeTicket(
+    const stored = this.#engine.storeTicket(
       hashTicket(ticket),
       { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt },
       this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
     )
+    await Promise.all([admission, stored])
     this.#metrics.ticketsIssued.inc()
     return { ticket, expiresAt: new Date(expiresAt).toISOString(), ttlSeconds: this.#ttlSeconds }
   }
