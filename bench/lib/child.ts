@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url'
 import type { ChildMessage, ParentMessage } from '../servers/ipc.js'
 
 export interface CpuSample {
-  /** process.cpuUsage() of the child, microseconds (user + system). */
-  readonly cpuMicros: number
+  /** process.cpuUsage() of the child, microseconds. */
+  readonly user: number
+  readonly system: number
   /** utime + stime from /proc/<pid>/stat, microseconds (clock-tick resolution). */
   readonly procMicros: number
-  readonly at: number
 }
 
 const CLOCK_TICKS_PER_SECOND = 100
@@ -58,7 +58,8 @@ export class ServerChild {
     let child: ChildProcess
     try {
       child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], {
-        env: { ...process.env, ...env },
+        // Only what is given (and PATH): nothing from the caller's environment leaks in.
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
         stdio: ['ignore', devNull, 'pipe', 'ipc']
       })
     } finally {
@@ -68,7 +69,7 @@ export class ServerChild {
     child.stderr?.on('data', (chunk: string) => { if (stderr.length < 200) stderr.push(chunk) })
 
     const port = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => { fail(new Error(`${name} did not start within 20 s`)) }, 20_000)
+      const timer = setTimeout(() => { fail(new Error(`${name} did not start within 30 s`)) }, 30_000)
       const fail = (err: Error): void => {
         clearTimeout(timer)
         child.kill('SIGKILL')
@@ -92,10 +93,35 @@ export class ServerChild {
         if (message.type !== 'cpu' || message.id !== id) return
         clearTimeout(timer)
         child.off('message', onMessage)
-        resolve({ cpuMicros: message.user + message.system, procMicros: procCpuMicros(this.pid), at: performance.now() })
+        resolve({ user: message.user, system: message.system, procMicros: procCpuMicros(this.pid) })
       }
       child.on('message', onMessage)
       child.send({ type: 'cpu', id } satisfies ParentMessage)
+    })
+  }
+
+  /** Starts the child's V8 sampling profiler (100 µs interval). */
+  async profileStart (): Promise<void> {
+    await this.#request({ type: 'profile-start', id: this.#nextId++ })
+  }
+
+  /** Stops it and writes the .cpuprofile to `file`. */
+  async profileStop (file: string): Promise<void> {
+    await this.#request({ type: 'profile-stop', id: this.#nextId++, file })
+  }
+
+  async #request (message: ParentMessage & { id: number }): Promise<void> {
+    const child = this.#child
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no answer to ${message.type} within 10 s`)) }, 10_000)
+      const onMessage = (answer: ChildMessage): void => {
+        if (answer.type !== 'profiled' || answer.id !== message.id) return
+        clearTimeout(timer)
+        child.off('message', onMessage)
+        resolve()
+      }
+      child.on('message', onMessage)
+      child.send(message)
     })
   }
 

@@ -1,6 +1,8 @@
 import { Agent, request } from 'node:http'
 import WebSocket from 'ws'
 import type { ServerChild } from './child.js'
+import { perOperation, type PhaseResult } from './load.js'
+import { Meter } from './meter.js'
 
 export interface ConnectOptions {
   readonly total: number
@@ -11,23 +13,12 @@ export interface ConnectOptions {
   readonly deadlineMs: number
   /** Bound on one connect (ticket + upgrade + first frame). */
   readonly connectTimeoutMs: number
+  readonly redisPid?: number
 }
 
-export interface ConnectResult {
-  readonly name: string
-  readonly attempted: number
+export interface ConnectResult extends PhaseResult {
   readonly succeeded: number
-  readonly failed: number
   readonly firstFailure?: string
-  readonly seconds: number
-  readonly connectsPerSec: number
-  readonly p50Ms: number
-  readonly p99Ms: number
-  readonly maxMs: number
-  readonly cpuMicrosPerConnect: number
-  readonly procMicrosPerConnect: number
-  readonly serverCores: number
-  readonly redisMicrosPerConnect?: number
 }
 
 async function postTicket (agent: Agent, port: number, token: string): Promise<string> {
@@ -87,7 +78,7 @@ function percentile (sorted: readonly number[], p: number): number {
 }
 
 /** `total` full connects, `concurrency` at a time, each with the next user's token. */
-export async function connectPhase (name: string, server: ServerChild, options: ConnectOptions, redisCpu?: () => number): Promise<ConnectResult> {
+export async function connectPhase (name: string, server: ServerChild, options: ConnectOptions): Promise<ConnectResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency })
   const latencies: number[] = []
   let started = 0
@@ -95,8 +86,8 @@ export async function connectPhase (name: string, server: ServerChild, options: 
   let firstFailure: string | undefined
   const deadline = performance.now() + options.deadlineMs
 
-  const before = await server.cpu()
-  const redisBefore = redisCpu?.()
+  const meter = new Meter(server, options.redisPid)
+  const before = await meter.snapshot()
   const worker = async (): Promise<void> => {
     while (started < options.total && performance.now() < deadline) {
       const token = options.tokens[started % options.tokens.length]!
@@ -110,27 +101,24 @@ export async function connectPhase (name: string, server: ServerChild, options: 
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, worker))
-  const after = await server.cpu()
-  const redisAfter = redisCpu?.()
+  const usage = Meter.usage(before, await meter.snapshot())
   agent.destroy()
 
-  const seconds = (after.at - before.at) / 1000
   const sorted = latencies.sort((a, b) => a - b)
-  const count = started
   return {
     name,
-    attempted: started,
+    operations: started,
     succeeded: latencies.length,
-    failed,
+    failures: failed,
     ...(firstFailure === undefined ? {} : { firstFailure }),
-    seconds,
-    connectsPerSec: latencies.length / seconds,
+    seconds: usage.seconds,
+    perSecond: latencies.length / usage.seconds,
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
     maxMs: sorted[sorted.length - 1] ?? Number.NaN,
-    cpuMicrosPerConnect: (after.cpuMicros - before.cpuMicros) / count,
-    procMicrosPerConnect: (after.procMicros - before.procMicros) / count,
-    serverCores: (after.cpuMicros - before.cpuMicros) / 1e6 / seconds,
-    ...(redisBefore === undefined || redisAfter === undefined ? {} : { redisMicrosPerConnect: (redisAfter - redisBefore) / count })
+    usage,
+    perOperation: perOperation(usage, started),
+    serverCores: usage.server / 1e6 / usage.seconds,
+    backgroundCores: usage.background / 1e6 / usage.seconds
   }
 }

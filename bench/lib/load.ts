@@ -1,33 +1,56 @@
 import autocannon from 'autocannon'
 import type { ServerChild } from './child.js'
+import { Meter, type Usage } from './meter.js'
 
 export interface LoadOptions {
   readonly connections: number
   readonly durationSeconds: number
-  /** Bearer tokens used in turn, one per request. */
+  /** Bearer tokens used in turn, one per request (distinct users). */
   readonly tokens: readonly string[]
+  /** Redis pid, to charge Redis CPU per request too. */
+  readonly redisPid?: number
+}
+
+/** CPU per operation (microseconds), from a phase's Usage. */
+export interface PerOperation {
+  readonly server: number
+  readonly serverUser: number
+  readonly serverSystem: number
+  readonly serverProc: number
+  readonly redis?: number
+  readonly loadGenerator: number
 }
 
 export interface PhaseResult {
   readonly name: string
-  readonly requests: number
-  readonly non2xx: number
-  readonly errors: number
+  /** Completed requests (autocannon) or attempted connects. */
+  readonly operations: number
+  readonly failures: number
   readonly seconds: number
-  readonly reqPerSec: number
+  readonly perSecond: number
   readonly p50Ms: number
   readonly p99Ms: number
-  /** Server CPU time per request, from the child's process.cpuUsage(). */
-  readonly cpuMicrosPerRequest: number
-  /** The same from /proc/<pid>/stat (10 ms resolution): a cross-check. */
-  readonly procMicrosPerRequest: number
-  /** Server CPU time over wall time (1.0 = one core busy). */
+  readonly maxMs: number
+  readonly usage: Usage
+  readonly perOperation: PerOperation
+  /** Server CPU over wall time: 1.0 is one core busy. */
   readonly serverCores: number
-  /** Redis CPU per request, when a Redis pid is given. */
-  readonly redisMicrosPerRequest?: number
+  /** CPU used by other processes on the machine during the phase, in cores. */
+  readonly backgroundCores: number
 }
 
-/** autocannon's run as a promise. */
+export function perOperation (usage: Usage, operations: number): PerOperation {
+  const per = (micros: number): number => operations === 0 ? Number.NaN : micros / operations
+  return {
+    server: per(usage.server),
+    serverUser: per(usage.serverUser),
+    serverSystem: per(usage.serverSystem),
+    serverProc: per(usage.serverProc),
+    ...(usage.redis === undefined ? {} : { redis: per(usage.redis) }),
+    loadGenerator: per(usage.loadGenerator)
+  }
+}
+
 async function cannon (options: autocannon.Options): Promise<autocannon.Result> {
   return await new Promise((resolve, reject) => {
     autocannon(options, (err, result) => { if (err) reject(err); else resolve(result) })
@@ -35,13 +58,16 @@ async function cannon (options: autocannon.Options): Promise<autocannon.Result> 
 }
 
 /**
- * `POST /ws-ticket` under autocannon: every request carries the next token of the
- * pool (distinct users), no body. Server CPU is read before and after the run.
+ * `POST /ws-ticket` under autocannon (closed loop: `connections` keep-alive
+ * connections, one request in flight each), every request with the next token of
+ * the pool and no body. Server, Redis and machine CPU are read before and after.
  */
-export async function loadPhase (name: string, server: ServerChild, options: LoadOptions, redisCpu?: () => number): Promise<PhaseResult> {
+export async function loadPhase (name: string, server: ServerChild, options: LoadOptions): Promise<PhaseResult> {
   let next = 0
   const tokens = options.tokens
-  const run = async (): Promise<autocannon.Result> => await cannon({
+  const meter = new Meter(server, options.redisPid)
+  const before = await meter.snapshot()
+  const result = await cannon({
     url: server.url,
     connections: options.connections,
     pipelining: 1,
@@ -56,28 +82,21 @@ export async function loadPhase (name: string, server: ServerChild, options: Loa
       }
     }]
   })
+  const usage = Meter.usage(before, await meter.snapshot())
 
-  const before = await server.cpu()
-  const redisBefore = redisCpu?.()
-  const result = await run()
-  const after = await server.cpu()
-  const redisAfter = redisCpu?.()
-
-  const requests = result.requests.total
-  const seconds = (after.at - before.at) / 1000
-  const perRequest = (micros: number): number => requests === 0 ? Number.NaN : micros / requests
+  const operations = result.requests.total
   return {
     name,
-    requests,
-    non2xx: result.non2xx,
-    errors: result.errors,
+    operations,
+    failures: result.non2xx + result.errors,
     seconds: result.duration,
-    reqPerSec: requests / result.duration,
+    perSecond: operations / result.duration,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
-    cpuMicrosPerRequest: perRequest(after.cpuMicros - before.cpuMicros),
-    procMicrosPerRequest: perRequest(after.procMicros - before.procMicros),
-    serverCores: (after.cpuMicros - before.cpuMicros) / 1e6 / seconds,
-    ...(redisBefore === undefined || redisAfter === undefined ? {} : { redisMicrosPerRequest: perRequest(redisAfter - redisBefore) })
+    maxMs: result.latency.max,
+    usage,
+    perOperation: perOperation(usage, operations),
+    serverCores: usage.server / 1e6 / usage.seconds,
+    backgroundCores: usage.background / 1e6 / usage.seconds
   }
 }

@@ -20,6 +20,8 @@ const EnvSchema = Type.Object({
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_SESSION_CLAIM: Type.String({ minLength: 1, default: 'sessionId' }),
   JWT_CLOCK_TOLERANCE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
+  JWT_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1000000, default: 10000 }),
+  JWT_CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   TICKET_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   TICKET_RATE_LIMIT_PER_USER: Type.Integer({ minimum: 1, default: 30 }),
   TICKET_RATE_LIMIT_PER_IP: Type.Integer({ minimum: 1, default: 600 }),
@@ -49,6 +51,9 @@ export interface JwtConfig {
   readonly audience?: string
   readonly sessionClaim: string
   readonly clockToleranceSeconds: number
+  /** Verified tokens remembered (0 disables) and for how long at most. */
+  readonly cacheSize: number
+  readonly cacheTtlSeconds: number
   /** True when the secret was generated for development (SPEC §8). */
   readonly devSecret: boolean
 }
@@ -146,6 +151,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
       audience: parsed.JWT_AUDIENCE,
       sessionClaim: parsed.JWT_SESSION_CLAIM,
       clockToleranceSeconds: parsed.JWT_CLOCK_TOLERANCE_SECONDS,
+      cacheSize: parsed.JWT_CACHE_SIZE,
+      cacheTtlSeconds: parsed.JWT_CACHE_TTL_SECONDS,
       devSecret
     }),
     ticketTtlSeconds: parsed.TICKET_TTL_SECONDS,

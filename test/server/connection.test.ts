@@ -1,7 +1,7 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { WebSocketServer } from 'ws'
-import { Connection, type FrameHandler } from '../../src/server/ws/connection.js'
+import { Connection, type ConnectionLogger, type FrameHandler } from '../../src/server/ws/connection.js'
 import { TokenBucket } from '../../src/server/ws/token-bucket.js'
 import { parseClientFrame } from '../../src/server/ws/protocol.js'
 import { TestClient } from '../helpers/ws-client.js'
@@ -9,7 +9,14 @@ import { TestClient } from '../helpers/ws-client.js'
 void t.test('Connection contains failing frame handlers per connection', async (t) => {
   const logged: Array<{ level: string, obj: Record<string, unknown> }> = []
   const record = (level: string) => (obj: object): void => { logged.push({ level, obj: obj as Record<string, unknown> }) }
-  const logger = { info: record('info'), warn: record('warn'), error: record('error'), debug: record('debug') }
+  const logger: ConnectionLogger = {
+    level: 'debug',
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
+    debug: record('debug'),
+    child: () => logger
+  }
 
   // ping ids pick the handler's behaviour; anything else is answered with a pong.
   const onFrame: FrameHandler = (connection, frame) => {
@@ -94,10 +101,11 @@ void t.test('Connection answers bad frames without calling the handler', async (
     await new Promise((resolve) => { server.close(resolve) })
   })
   const noop = (): void => {}
+  const quiet: ConnectionLogger = { level: 'info', info: noop, warn: noop, error: noop, debug: noop, child: () => quiet }
   server.on('connection', (socket) => {
     new Connection(socket, {
       identity: { connectionId: 'c', userId: 'alice', sessionId: 's1' },
-      logger: { info: noop, warn: noop, error: noop, debug: noop },
+      logger: quiet,
       messageRate: { perSecond: 1, burst: 3 },
       onFrame: () => { handled += 1 },
       onClose: noop

@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { createSecretKey, type KeyObject } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { GatewayError } from '../errors.js'
 import type { JwtConfig } from '../config.js'
 
@@ -32,8 +33,8 @@ function scopesOf (claims: JWTPayload): Set<string> {
  * Builds the bearer-token verifier (jose 5). Keys are prepared once: the HS256
  * secret is a KeyObject made at boot and the remote JWKS is one cached set, so the
  * hot path only verifies a signature and the claims. jose 5's Node build verifies
- * with node:crypto; jose 6 only has WebCrypto, whose asynchronous verify costs about
- * 4x the CPU per token on Node 20 (bench/jwt-verify.ts, docs/benchmarks.md).
+ * with node:crypto; jose 6 only has WebCrypto, whose asynchronous verify cost
+ * 1.3-1.8x the CPU per token on Node 20 (docs/benchmarks.md).
  */
 export async function createTokenVerifier (config: JwtConfig): Promise<TokenVerifier> {
   const secretKey: KeyObject | undefined = config.secret === undefined ? undefined : createSecretKey(Buffer.from(config.secret, 'utf8'))
@@ -65,7 +66,26 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
     clockTolerance: config.clockToleranceSeconds
   }
 
-  return async function verifyToken (token: string): Promise<VerifiedToken> {
+  // Verified tokens are remembered (as Envoy's jwt_authn does): a client presents the
+  // same JWT for every reconnect, and a reconnect storm is when the CPU matters most.
+  // Only successes are cached, never past the token's own `exp`.
+  const cache = config.cacheSize > 0
+    ? new LRUCache<string, VerifiedToken>({ max: config.cacheSize, ttl: config.cacheTtlSeconds * 1000 })
+    : undefined
+
+  async function verifyAndRemember (token: string): Promise<VerifiedToken> {
+    const cached = cache?.get(token)
+    if (cached !== undefined) {
+      const exp = cached.claims.exp
+      if (exp === undefined || exp * 1000 > Date.now()) return cached
+      cache?.delete(token)
+    }
+    const verified = await verifyToken(token)
+    cache?.set(token, verified)
+    return verified
+  }
+
+  async function verifyToken (token: string): Promise<VerifiedToken> {
     let claims: JWTPayload
     try {
       ({ payload: claims } = await jwtVerify(token, getKey, options))
@@ -83,6 +103,8 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
       claims
     }
   }
+
+  return verifyAndRemember
 }
 
 /** Extracts the token of an `Authorization: Bearer` header. */

@@ -82,7 +82,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     const identity = { connectionId: randomUUID(), userId: record.sub, sessionId: record.sessionId }
     const connection = new Connection(socket, {
       identity,
-      logger: request.log.child({ connectionId: identity.connectionId }),
+      logger: request.log,
       messageRate: options.messageRate,
       onFrame,
       onClose: (closed) => { app.hub.remove(closed) }
@@ -94,6 +94,6 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       heartbeatIntervalMs: options.heartbeatIntervalMs,
       serverTime: new Date().toISOString()
     })
-    connection.logger.debug({ event: 'ws.session_established', userId: identity.userId }, 'session established')
+    connection.debug({ event: 'ws.session_established', userId: identity.userId }, 'session established')
   })
 }

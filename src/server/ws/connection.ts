@@ -15,9 +15,16 @@ export interface ConnectionIdentity {
 /** Handles one valid client frame; may be async. Errors are contained per connection. */
 export type FrameHandler = (connection: Connection, frame: ClientFrame) => void | Promise<void>
 
+export interface ConnectionLogger extends EngineLogger {
+  debug (obj: object, msg?: string): void
+  readonly level: string
+  child (bindings: Record<string, unknown>): ConnectionLogger
+}
+
 export interface ConnectionOptions {
   readonly identity: ConnectionIdentity
-  readonly logger: EngineLogger & { debug (obj: object, msg?: string): void }
+  /** The request's logger; the connection's child of it is made on first use only. */
+  readonly logger: ConnectionLogger
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
   readonly onFrame: FrameHandler
   readonly onClose: (connection: Connection) => void
@@ -30,18 +37,19 @@ export interface ConnectionOptions {
  */
 export class Connection {
   readonly identity: ConnectionIdentity
-  readonly logger: ConnectionOptions['logger']
   /** Heartbeats sent since the peer last proved alive. */
   missedHeartbeats = 0
   readonly #socket: WebSocket
   readonly #bucket: TokenBucket
   readonly #onFrame: FrameHandler
+  readonly #parentLogger: ConnectionLogger
+  #logger: ConnectionLogger | undefined
   #closed = false
 
   constructor (socket: WebSocket, options: ConnectionOptions) {
     this.#socket = socket
     this.identity = options.identity
-    this.logger = options.logger
+    this.#parentLogger = options.logger
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
 
@@ -49,9 +57,21 @@ export class Connection {
     socket.on('pong', () => { this.missedHeartbeats = 0 })
     socket.once('close', (code) => {
       this.#closed = true
-      this.logger.debug({ event: 'ws.closed', code }, 'connection closed')
+      this.debug({ event: 'ws.closed', code }, 'connection closed')
       options.onClose(this)
     })
+  }
+
+  /** One child logger per connection, made lazily: most connections never log. */
+  get logger (): ConnectionLogger {
+    this.#logger ??= this.#parentLogger.child({ connectionId: this.identity.connectionId })
+    return this.#logger
+  }
+
+  /** Debug lines are the per-connection lifecycle: skipped cheaply when not enabled. */
+  debug (obj: object, msg: string): void {
+    const level = this.#parentLogger.level
+    if (level === 'debug' || level === 'trace') this.logger.debug(obj, msg)
   }
 
   get isOpen (): boolean {
