@@ -30,7 +30,8 @@ const { values: args } = parseArgs({
     users: { type: 'string', default: '1000' },
     connects: { type: 'string', default: '2000' },
     'connect-concurrency': { type: 'string', default: '50' },
-    'log-level': { type: 'string', default: 'info' }
+    'log-level': { type: 'string', default: 'info' },
+    'jwt-cache-size': { type: 'string', default: '10000' }
   }
 })
 
@@ -49,6 +50,8 @@ const CONNECTS = bounded('connects', args.connects, 1, 20_000)
 const CONNECT_CONCURRENCY = bounded('connect-concurrency', args['connect-concurrency'], 1, 500)
 const CONNECT_WARMUP = 3000
 const LOG_LEVEL = args['log-level'] ?? 'info'
+// 0 measures every request paying a full JWT verification (no verified-token cache).
+const JWT_CACHE_SIZE = bounded('jwt-cache-size', args['jwt-cache-size'], 0, 1_000_000)
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
@@ -76,7 +79,7 @@ try {
   const tokens = await mintTokens(USERS)
   const bare = await ServerChild.start('bare', 'bare.ts', {})
   children.push(bare)
-  const gateway = await ServerChild.start('gateway', 'gateway.ts', gatewayEnv(redis.url, LOG_LEVEL))
+  const gateway = await ServerChild.start('gateway', 'gateway.ts', gatewayEnv(redis.url, LOG_LEVEL, JWT_CACHE_SIZE))
   children.push(gateway)
   log(`bare pid ${bare.pid} port ${bare.port}; gateway pid ${gateway.pid} port ${gateway.port} (LOG_LEVEL=${LOG_LEVEL}, stdout to /dev/null)`)
 
@@ -111,7 +114,7 @@ try {
   const out = [
     '',
     `realtime-gateway bench — ${revision}; ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}`,
-    `autocannon: ${CONNECTIONS} connections, pipelining 1, ${DURATION_S} s per round, ${ROUNDS} rounds; ${USERS} distinct users' JWTs; gateway LOG_LEVEL=${LOG_LEVEL} (stdout to /dev/null), Redis engine`,
+    `autocannon: ${CONNECTIONS} connections, pipelining 1, ${DURATION_S} s per round, ${ROUNDS} rounds; ${USERS} distinct users' JWTs; gateway LOG_LEVEL=${LOG_LEVEL} (stdout to /dev/null), JWT_CACHE_SIZE=${JWT_CACHE_SIZE}, Redis engine`,
     `load average before ${loadBefore}, after ${loadAfter}`,
     ...(revisionAfter === revision ? [] : [`WARNING: the tree changed during the run (${revision} -> ${revisionAfter}): the servers may not run the code named above`]),
     '',
@@ -144,7 +147,7 @@ try {
     cpu: cpus()[0]?.model,
     node: process.version,
     loadAverage: { before: loadBefore, after: loadAfter },
-    settings: { DURATION_S, WARMUP_S, ROUNDS, CONNECTIONS, USERS, CONNECTS, CONNECT_CONCURRENCY, LOG_LEVEL },
+    settings: { DURATION_S, WARMUP_S, ROUNDS, CONNECTIONS, USERS, CONNECTS, CONNECT_CONCURRENCY, LOG_LEVEL, JWT_CACHE_SIZE },
     summary: { ticketCpu, bareCpu, ratio, ticketRate, bareRate },
     bareRuns,
     ticketRuns,

@@ -20,7 +20,7 @@ export async function mintTokens (count: number): Promise<string[]> {
  * secret, rate limits far above what a run can reach (they still run: two Redis
  * round trips per ticket, as in production).
  */
-export function gatewayEnv (redisUrl: string, logLevel: string): Record<string, string> {
+export function gatewayEnv (redisUrl: string, logLevel: string, jwtCacheSize = 10_000): Record<string, string> {
   return {
     NODE_ENV: 'production',
     REDIS_URL: redisUrl,
@@ -29,7 +29,8 @@ export function gatewayEnv (redisUrl: string, logLevel: string): Record<string, 
     LOG_LEVEL: logLevel,
     WS_PATH,
     TICKET_RATE_LIMIT_PER_USER: '1000000000',
-    TICKET_RATE_LIMIT_PER_IP: '1000000000'
+    TICKET_RATE_LIMIT_PER_IP: '1000000000',
+    JWT_CACHE_SIZE: String(jwtCacheSize)
   }
 }
 
