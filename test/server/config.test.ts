@@ -32,6 +32,8 @@ void t.test('defaults of every §2 variable', async (t) => {
     audience: undefined,
     sessionClaim: 'sessionId',
     clockToleranceSeconds: 5,
+    cacheSize: 10000,
+    cacheTtlSeconds: 60,
     devSecret: false
   })
   t.equal(config.ticketTtlSeconds, 30)
@@ -63,7 +65,9 @@ void t.test('set values are parsed into their types', async (t) => {
     SHUTDOWN_GRACE_MS: '0',
     HISTORY_SIZE: '50',
     HISTORY_TTL_SECONDS: '60',
-    LOG_LEVEL: 'debug'
+    LOG_LEVEL: 'debug',
+    JWT_CACHE_SIZE: '0',
+    JWT_CACHE_TTL_SECONDS: '30'
   })
   t.equal(config.port, 9090)
   t.equal(config.host, '127.0.0.1')
@@ -76,6 +80,8 @@ void t.test('set values are parsed into their types', async (t) => {
     audience: 'realtime',
     sessionClaim: 'sid',
     clockToleranceSeconds: 5,
+    cacheSize: 0,
+    cacheTtlSeconds: 30,
     devSecret: false
   })
   t.equal(config.ticketTtlSeconds, 15)
