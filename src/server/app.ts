@@ -43,14 +43,18 @@ export interface BuildOptions {
 /** Share of SHUTDOWN_GRACE_MS spent spreading 1012 closes, then waiting for them. */
 const DRAIN_SPREAD_SHARE = 0.4
 const DRAIN_SETTLE_SHARE = 0.2
+/** SPEC §3: the same idempotencyKey within 5 minutes gets the same offset back. */
+const IDEMPOTENCY_TTL_SECONDS = 300
 
 export function createEngine (config: Config, logger: EngineLogger): Engine {
-  if (config.redisUrl === undefined) return new MemoryEngine()
+  const relay = { historySize: config.historySize, historyTtlSeconds: config.historyTtlSeconds, idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS }
+  if (config.redisUrl === undefined) return new MemoryEngine({ relay })
   return new RedisEngine({
     url: config.redisUrl,
     keyPrefix: config.redisKeyPrefix,
     commandTimeoutMs: config.redisCommandTimeoutMs,
-    logger
+    logger,
+    relay
   })
 }
 

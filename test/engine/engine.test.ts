@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { MemoryEngine } from '../../src/server/engine/memory-engine.js'
+import { DEFAULT_RELAY_SETTINGS, MemoryEngine } from '../../src/server/engine/memory-engine.js'
 import { RedisEngine } from '../../src/server/engine/redis-engine.js'
 import { EngineUnavailableError, type EngineLogger } from '../../src/server/engine/engine.js'
 import { GatewayMetrics } from '../../src/server/metrics/gateway-metrics.js'
@@ -20,7 +20,7 @@ t.teardown(async () => { await admin.quit() })
 
 let engines = 0
 function redisEngine (url = redis.url, keyPrefix = `t${++engines}:`): RedisEngine {
-  return new RedisEngine({ url, keyPrefix, commandTimeoutMs: 1000, logger: silent })
+  return new RedisEngine({ url, keyPrefix, commandTimeoutMs: 1000, logger: silent, relay: DEFAULT_RELAY_SETTINGS })
 }
 
 await engineContract(t, 'memory', async () => ({ engine: new MemoryEngine() }))

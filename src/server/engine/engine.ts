@@ -15,6 +15,42 @@ export interface TicketRecord {
   readonly expiresAt: number
 }
 
+/** A channel message as stored and delivered; `data` is its JSON text, never re-parsed. */
+export interface ChannelMessage {
+  readonly channel: string
+  readonly epoch: string
+  readonly seq: number
+  readonly data: string
+}
+
+export interface PublishOptions {
+  /** Same key within `idempotencyTtlSeconds`: the first offset back, no second message. */
+  readonly idempotencyKey?: string
+}
+
+export interface PublishResult {
+  readonly epoch: string
+  readonly seq: number
+  /** True when the idempotency key had been seen: nothing was published. */
+  readonly duplicate: boolean
+}
+
+export interface HistoryRead {
+  /** The channel's current epoch and last seq (0 when empty). */
+  readonly epoch: string
+  readonly seq: number
+  /** False when `since` is from another epoch or older than what is retained. */
+  readonly recovered: boolean
+  /** Retained messages after `since`, in order (none when not recovered or no `since`). */
+  readonly messages: readonly ChannelMessage[]
+}
+
+export interface RelaySettings {
+  readonly historySize: number
+  readonly historyTtlSeconds: number
+  readonly idempotencyTtlSeconds: number
+}
+
 export interface Engine {
   readonly kind: 'memory' | 'redis'
   /** True while the engine can serve commands; never blocks. */
@@ -28,6 +64,19 @@ export interface Engine {
    * consumers, exactly one gets the record). Null when unknown, expired or used.
    */
   consumeTicket(ticketHash: string): Promise<TicketRecord | null>
+  /**
+   * Appends to the channel's history and publishes to every instance, atomically: the
+   * history and the live message carry the same seq, so a subscriber that misses a
+   * live message can fill the gap from history.
+   */
+  publish(channel: string, data: string, options?: PublishOptions): Promise<PublishResult>
+  /** The channel's position and, with `since`, the retained messages after it. */
+  readHistory(channel: string, since?: { epoch: string, seq: number }): Promise<HistoryRead>
+  /** Live messages of every channel this instance listens to. One listener per engine. */
+  onChannelMessage(listener: (message: ChannelMessage) => void): void
+  /** Starts or stops listening to a channel's live messages on this instance. */
+  listen(channel: string): Promise<void>
+  unlisten(channel: string): Promise<void>
   /** Releases connections and timers. */
   close(): Promise<void>
 }

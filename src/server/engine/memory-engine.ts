@@ -1,4 +1,24 @@
-import { EngineUnavailableError, ReadinessSignal, type Engine, type TicketRecord } from './engine.js'
+import { randomBytes } from 'node:crypto'
+import {
+  EngineUnavailableError,
+  ReadinessSignal,
+  type ChannelMessage,
+  type Engine,
+  type HistoryRead,
+  type PublishOptions,
+  type PublishResult,
+  type RelaySettings,
+  type TicketRecord
+} from './engine.js'
+
+export const DEFAULT_RELAY_SETTINGS: RelaySettings = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 300 }
+
+interface ChannelHistory {
+  readonly epoch: string
+  seq: number
+  readonly messages: ChannelMessage[]
+  expiresAt: number
+}
 
 interface StoredTicket {
   readonly record: TicketRecord
@@ -15,9 +35,15 @@ export class MemoryEngine implements Engine {
   readonly #readiness = new ReadinessSignal()
   readonly #sweeper: NodeJS.Timeout
   readonly #now: () => number
+  readonly #relay: RelaySettings
+  readonly #channels = new Map<string, ChannelHistory>()
+  readonly #idempotency = new Map<string, { readonly result: PublishResult, readonly expiresAt: number }>()
+  readonly #listening = new Set<string>()
+  #onMessage: ((message: ChannelMessage) => void) | undefined
 
-  constructor (options: { now?: () => number, sweepIntervalMs?: number } = {}) {
+  constructor (options: { now?: () => number, sweepIntervalMs?: number, relay?: RelaySettings } = {}) {
     this.#now = options.now ?? Date.now
+    this.#relay = options.relay ?? DEFAULT_RELAY_SETTINGS
     this.#readiness.set(true)
     // Expired tickets are dropped on read too; the sweep only bounds memory.
     this.#sweeper = setInterval(() => { this.#sweep() }, options.sweepIntervalMs ?? 10_000)
@@ -45,10 +71,70 @@ export class MemoryEngine implements Engine {
     return stored.expiresAt > this.#now() ? stored.record : null
   }
 
+  async publish (channel: string, data: string, options: PublishOptions = {}): Promise<PublishResult> {
+    this.#assertReady()
+    const idempotencyKey = options.idempotencyKey === undefined ? undefined : `${channel}\u0000${options.idempotencyKey}`
+    if (idempotencyKey !== undefined) {
+      const prior = this.#idempotency.get(idempotencyKey)
+      if (prior !== undefined && prior.expiresAt > this.#now()) return { ...prior.result, duplicate: true }
+    }
+    const history = this.#history(channel)
+    history.seq += 1
+    const message: ChannelMessage = { channel, epoch: history.epoch, seq: history.seq, data }
+    history.messages.push(message)
+    if (history.messages.length > this.#relay.historySize) history.messages.shift()
+    history.expiresAt = this.#now() + this.#relay.historyTtlSeconds * 1000
+    const result = { epoch: history.epoch, seq: history.seq, duplicate: false }
+    if (idempotencyKey !== undefined) {
+      this.#idempotency.set(idempotencyKey, { result, expiresAt: this.#now() + this.#relay.idempotencyTtlSeconds * 1000 })
+    }
+    // Delivered asynchronously, as Redis pub/sub would be.
+    if (this.#listening.has(channel)) queueMicrotask(() => { this.#onMessage?.(message) })
+    return result
+  }
+
+  async readHistory (channel: string, since?: { epoch: string, seq: number }): Promise<HistoryRead> {
+    this.#assertReady()
+    const history = this.#history(channel)
+    const position = { epoch: history.epoch, seq: history.seq }
+    if (since === undefined) return { ...position, recovered: true, messages: [] }
+    if (since.epoch !== history.epoch) return { ...position, recovered: false, messages: [] }
+    if (since.seq >= history.seq) return { ...position, recovered: true, messages: [] }
+    const firstSeq = history.messages[0]?.seq ?? history.seq + 1
+    if (since.seq + 1 < firstSeq) return { ...position, recovered: false, messages: [] }
+    return { ...position, recovered: true, messages: history.messages.filter((message) => message.seq > since.seq) }
+  }
+
+  onChannelMessage (listener: (message: ChannelMessage) => void): void {
+    this.#onMessage = listener
+  }
+
+  async listen (channel: string): Promise<void> {
+    this.#assertReady()
+    this.#listening.add(channel)
+  }
+
+  async unlisten (channel: string): Promise<void> {
+    this.#listening.delete(channel)
+  }
+
   async close (): Promise<void> {
     clearInterval(this.#sweeper)
     this.#readiness.set(false)
     this.#tickets.clear()
+    this.#channels.clear()
+    this.#idempotency.clear()
+    this.#listening.clear()
+  }
+
+  /** The channel's live history, a new epoch when it had none or it expired. */
+  #history (channel: string): ChannelHistory {
+    let history = this.#channels.get(channel)
+    if (history === undefined || history.expiresAt <= this.#now()) {
+      history = { epoch: randomBytes(6).toString('base64url'), seq: 0, messages: [], expiresAt: this.#now() + this.#relay.historyTtlSeconds * 1000 }
+      this.#channels.set(channel, history)
+    }
+    return history
   }
 
   #assertReady (): void {
@@ -59,6 +145,12 @@ export class MemoryEngine implements Engine {
     const now = this.#now()
     for (const [hash, stored] of this.#tickets) {
       if (stored.expiresAt <= now) this.#tickets.delete(hash)
+    }
+    for (const [channel, history] of this.#channels) {
+      if (history.expiresAt <= now) this.#channels.delete(channel)
+    }
+    for (const [key, entry] of this.#idempotency) {
+      if (entry.expiresAt <= now) this.#idempotency.delete(key)
     }
   }
 }

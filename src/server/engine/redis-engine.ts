@@ -1,13 +1,35 @@
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import {
   EngineUnavailableError,
   ReadinessSignal,
   decodeTicketRecord,
   encodeTicketRecord,
+  type ChannelMessage,
   type Engine,
   type EngineLogger,
+  type HistoryRead,
+  type PublishOptions,
+  type PublishResult,
+  type RelaySettings,
   type TicketRecord
 } from './engine.js'
+import { parseOffset } from './offsets.js'
+
+const PUBLISH_SCRIPT = readFileSync(new URL('./lua/publish.lua', import.meta.url), 'utf8')
+const READ_HISTORY_SCRIPT = readFileSync(new URL('./lua/read-history.lua', import.meta.url), 'utf8')
+
+type StreamEntry = [id: string, fields: string[]]
+
+interface RelayCommands {
+  publishToChannel (meta: string, stream: string, idempotency: string, data: string, historySize: number,
+    ttlSeconds: number, epoch: string, live: string, idempotencyTtlSeconds: number): Promise<[string, number]>
+  readChannelHistory (meta: string, stream: string, epoch: string, ttlSeconds: number, sinceEpoch: string,
+    sinceSeq: number): Promise<[string, number, number, StreamEntry[]]>
+}
+
+const newEpoch = (): string => randomBytes(6).toString('base64url')
 
 export interface RedisEngineOptions {
   readonly url: string
@@ -15,6 +37,7 @@ export interface RedisEngineOptions {
   /** Upper bound on any one command, so a stalled Redis becomes a 503, not a hang. */
   readonly commandTimeoutMs: number
   readonly logger: EngineLogger
+  readonly relay: RelaySettings
 }
 
 /** GETDEL arrived in Redis 6.2; older servers get the same atomicity from a script. */
@@ -39,12 +62,18 @@ export class RedisEngine implements Engine {
   readonly #prefix: string
   readonly #readiness = new ReadinessSignal()
   readonly #logger: EngineLogger
+  readonly #relay: RelaySettings
+  /** Pub/sub needs a connection of its own (a subscribed connection runs no other command). */
+  readonly #subscriber: Redis
+  readonly #liveNames = new Map<string, string>()
+  #onMessage: ((message: ChannelMessage) => void) | undefined
   #hasGetDel = true
   #closing = false
 
   constructor (options: RedisEngineOptions) {
     this.#prefix = options.keyPrefix
     this.#logger = options.logger
+    this.#relay = options.relay
     const redisOptions: RedisOptions = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
@@ -57,6 +86,13 @@ export class RedisEngine implements Engine {
     }
     this.client = new Redis(options.url, redisOptions)
     this.client.defineCommand('consumeTicketScript', { numberOfKeys: 1, lua: CONSUME_SCRIPT })
+    this.client.defineCommand('publishToChannel', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
+    this.client.defineCommand('readChannelHistory', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
+    this.#subscriber = this.client.duplicate({ connectionName: 'realtime-gateway-sub', enableAutoPipelining: false })
+    this.#subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
+    this.#subscriber.on('ready', () => { this.#onReady() })
+    this.#subscriber.on('close', () => { this.#onDown('subscriber close') })
+    this.#subscriber.on('error', () => {})
 
     this.client.on('ready', () => { this.#onReady() })
     this.client.on('close', () => { this.#onDown('close') })
@@ -89,15 +125,81 @@ export class RedisEngine implements Engine {
     return value === null ? null : decodeTicketRecord(value)
   }
 
+  async publish (channel: string, data: string, options: PublishOptions = {}): Promise<PublishResult> {
+    this.#assertReady()
+    const keys = this.#channelKeys(channel)
+    const idempotent = options.idempotencyKey !== undefined
+    const [offset, duplicate] = await this.#command(this.#commands.publishToChannel(
+      keys.meta, keys.stream, idempotent ? `${keys.idempotency}${options.idempotencyKey ?? ''}` : keys.meta,
+      data, this.#relay.historySize, this.#relay.historyTtlSeconds, newEpoch(), keys.live,
+      idempotent ? this.#relay.idempotencyTtlSeconds : 0
+    ))
+    const position = parseOffset(offset)
+    if (position === null) throw new Error(`unexpected offset from Redis: ${offset}`)
+    return { ...position, duplicate: duplicate === 1 }
+  }
+
+  async readHistory (channel: string, since?: { epoch: string, seq: number }): Promise<HistoryRead> {
+    this.#assertReady()
+    const keys = this.#channelKeys(channel)
+    const [epoch, seq, recovered, entries] = await this.#command(this.#commands.readChannelHistory(
+      keys.meta, keys.stream, newEpoch(), this.#relay.historyTtlSeconds, since?.epoch ?? '', since?.seq ?? 0
+    ))
+    return {
+      epoch,
+      seq: Number(seq),
+      recovered: recovered === 1,
+      messages: entries.map(([id, fields]) => ({ channel, epoch, seq: Number.parseInt(id, 10), data: fields[1] ?? 'null' }))
+    }
+  }
+
+  onChannelMessage (listener: (message: ChannelMessage) => void): void {
+    this.#onMessage = listener
+  }
+
+  async listen (channel: string): Promise<void> {
+    this.#assertReady()
+    const live = this.#channelKeys(channel).live
+    this.#liveNames.set(live, channel)
+    await this.#command(this.#subscriber.subscribe(live))
+  }
+
+  async unlisten (channel: string): Promise<void> {
+    const live = this.#channelKeys(channel).live
+    this.#liveNames.delete(live)
+    // Not connected: ioredis forgets it and will not resubscribe it.
+    await this.#subscriber.unsubscribe(live).catch(() => {})
+  }
+
   async close (): Promise<void> {
     this.#closing = true
     this.#readiness.set(false)
-    try {
-      await this.client.quit()
-    } catch {
-      // Not connected: nothing to say goodbye to.
-      this.client.disconnect()
+    for (const connection of [this.client, this.#subscriber]) {
+      try {
+        await connection.quit()
+      } catch {
+        // Not connected: nothing to say goodbye to.
+        connection.disconnect()
+      }
     }
+  }
+
+  get #commands (): RelayCommands {
+    return this.client as unknown as RelayCommands
+  }
+
+  /** One hash tag per channel: every key of a channel lives in one Cluster slot. */
+  #channelKeys (channel: string): { meta: string, stream: string, idempotency: string, live: string } {
+    const base = `${this.#prefix}{ch:${channel}}`
+    return { meta: `${base}:meta`, stream: `${base}:history`, idempotency: `${base}:idem:`, live: `${base}:live` }
+  }
+
+  #onLive (name: string, payload: string): void {
+    const channel = this.#liveNames.get(name)
+    const newline = payload.indexOf('\n')
+    const position = parseOffset(payload.slice(0, newline))
+    if (channel === undefined || newline === -1 || position === null) return
+    this.#onMessage?.({ channel, ...position, data: payload.slice(newline + 1) })
   }
 
   #ticketKey (ticketHash: string): string {
@@ -124,7 +226,7 @@ export class RedisEngine implements Engine {
       const [major, minor] = version === null ? [0, 0] : [Number(version[1]), Number(version[2])]
       this.#hasGetDel = major > 6 || (major === 6 && minor >= 2)
     }, () => { this.#hasGetDel = false }).finally(() => {
-      if (this.#closing || this.client.status !== 'ready') return
+      if (this.#closing || this.client.status !== 'ready' || this.#subscriber.status !== 'ready') return
       this.#logger.info({ event: 'engine.redis.ready', getdel: this.#hasGetDel }, 'redis ready')
       this.#readiness.set(true)
     })

@@ -1,0 +1,21 @@
+-- Appends a message to a channel's history and publishes it live, atomically (SPEC §5).
+-- KEYS[1] meta hash {epoch, seq}; KEYS[2] history stream; KEYS[3] idempotency key (unused when ARGV[6] is '0')
+-- ARGV[1] data (JSON text); ARGV[2] history size; ARGV[3] history TTL seconds; ARGV[4] epoch to use if the
+-- channel has none; ARGV[5] pub/sub channel; ARGV[6] idempotency TTL seconds, '0' for none
+if ARGV[6] ~= '0' then
+  local prior = redis.call('GET', KEYS[3])
+  if prior then return {prior, 1} end
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'd', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+local offset = epoch .. ':' .. seq
+redis.call('PUBLISH', ARGV[5], offset .. '\n' .. ARGV[1])
+if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], offset, 'EX', ARGV[6]) end
+return {offset, 0}

@@ -1,0 +1,21 @@
+-- A channel's position and the retained messages after `since` (SPEC §5 resume).
+-- KEYS[1] meta hash {epoch, seq}; KEYS[2] history stream
+-- ARGV[1] epoch to use if the channel has none; ARGV[2] history TTL seconds; ARGV[3] since epoch ('' for none);
+-- ARGV[4] since seq
+-- Returns {epoch, seq, recovered (1/0), entries}
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+if ARGV[3] == '' then return {epoch, seq, 1, {}} end
+if ARGV[3] ~= epoch then return {epoch, seq, 0, {}} end
+local since = tonumber(ARGV[4])
+if since >= seq then return {epoch, seq, 1, {}} end
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local firstSeq = seq + 1
+if first[1] then firstSeq = tonumber(string.match(first[1][1], '^(%d+)')) end
+if since + 1 < firstSeq then return {epoch, seq, 0, {}} end
+return {epoch, seq, 1, redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+')}
