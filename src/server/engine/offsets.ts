@@ -18,6 +18,7 @@ export function formatOffset (position: ChannelPosition): string {
 /** Null for anything that is not an offset this gateway issued. */
 export function parseOffset (offset: string): ChannelPosition | null {
   const match = OFFSET_PATTERN.exec(offset)
-  if (match === null) return null
-  return { epoch: match[1]!, seq: Number(match[2]) }
+  const [, epoch, seq] = match ?? []
+  if (epoch === undefined || seq === undefined) return null
+  return { epoch, seq: Number(seq) }
 }
