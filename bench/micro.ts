@@ -31,7 +31,7 @@ const add = (group: string, result: Measurement, extra = ''): void => {
 // --- Ticket minting (TicketService.issue without the engine) -------------------
 add('ticket', measureSync('randomBytes(32).toString(base64url)', () => randomBytes(32).toString('base64url')))
 add('ticket', measureSync('sha256(ticket) base64url (hashTicket)', (i) => createHash('sha256').update(`ticket-${i}`).digest('base64url')))
-add('ticket', measureSync('encodeTicketRecord (JSON)', (i) => encodeTicketRecord({ sub: `user-${i}`, sessionId: 's', issuedAt: i, expiresAt: i + 30000 })))
+add('ticket', measureSync('encodeTicketRecord (JSON)', (i) => encodeTicketRecord({ sub: `user-${i}`, sessionId: 's', issuedAt: i, expiresAt: i + 30000, channels: [] })))
 add('ticket', measureSync('new Date(expiresAt).toISOString()', (i) => new Date(1_800_000_000_000 + i).toISOString()))
 add('request', measureSync('randomUUID() (request id)', () => randomUUID()))
 
@@ -99,7 +99,7 @@ try {
   const incr = async (key: string): Promise<void> => {
     await new Promise<void>((resolve, reject) => { store.incr(key, (err) => { if (err) reject(err); else resolve() }, 60_000, 1_000_000_000) })
   }
-  const value = encodeTicketRecord({ sub: 'bench-user-00001', sessionId: 'bench-session-00001', issuedAt: Date.now(), expiresAt: Date.now() + 30_000 })
+  const value = encodeTicketRecord({ sub: 'bench-user-00001', sessionId: 'bench-session-00001', issuedAt: Date.now(), expiresAt: Date.now() + 30_000, channels: [] })
   const key = (i: number): string => `rtgw:ticket:${createHash('sha256').update(`t${i}`).digest('base64url')}`
 
   const withRedis = async (name: string, fn: (i: number) => Promise<unknown>): Promise<void> => {

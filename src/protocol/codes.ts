@@ -55,6 +55,9 @@ export const codes = {
   BAD_MESSAGE: { message: 'Message is not a valid frame', action: 'fix' },
   BINARY_NOT_SUPPORTED: { close: 1003, message: 'Binary frames are not supported', action: 'fix' },
   MESSAGE_TOO_LARGE: { close: 1009, message: 'Frame exceeds the payload limit', action: 'fix' },
+  FORBIDDEN_CHANNEL: { status: 403, error: 'FORBIDDEN', message: 'Not allowed on this channel', action: 'fix' },
+  TOO_MANY_CHANNELS: { message: 'Channel limit per connection reached', action: 'fix' },
+  INSUFFICIENT_SCOPE: { status: 403, error: 'FORBIDDEN', message: 'Token lacks the required scope', action: 'stop' },
   SLOW_CONSUMER: { close: 1013, message: 'Client did not drain its buffer in time', action: 'retry' },
   SESSION_REVOKED: { close: 4403, message: 'Session was revoked', action: 'stop' },
   HEARTBEAT_TIMEOUT: { close: 1001, message: 'Peer missed two heartbeats', action: 'retry' },
@@ -63,6 +66,7 @@ export const codes = {
   BAD_REQUEST: { status: 400, error: 'BAD_REQUEST', message: 'Request is invalid', action: 'fix' },
   UPGRADE_REQUIRED: { status: 426, error: 'UPGRADE_REQUIRED', message: 'This route only accepts WebSocket upgrades', action: 'fix' },
   NOT_FOUND: { status: 404, error: 'NOT_FOUND', message: 'Route not found', action: 'stop' },
+  MESSAGE_TOO_LARGE_FOR_CLIENTS: { status: 413, error: 'PAYLOAD_TOO_LARGE', message: 'A message frame would exceed WS_MAX_PAYLOAD_BYTES', action: 'fix' },
   PAYLOAD_TOO_LARGE: { status: 413, error: 'PAYLOAD_TOO_LARGE', message: 'Request body is too large', action: 'fix' },
   INTERNAL_ERROR: { status: 500, error: 'INTERNAL_SERVER_ERROR', message: 'Internal error', action: 'retry' }
 } as const satisfies Record<string, CodeDefinition>

@@ -8,18 +8,41 @@ import { Type, type Static } from 'typebox'
 /** Client request id: echoed in replies so clients can match them. */
 const RequestId = Type.Union([Type.String({ maxLength: 128 }), Type.Number()])
 
+/** Channel names: safe inside Redis hash tags and log lines. */
+export const ChannelName = Type.String({ pattern: '^[A-Za-z0-9:_.@-]{1,200}$' })
+
+/** `<epoch>:<seq>` as issued by the gateway; opaque to clients. */
+export const Offset = Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}:[0-9]{1,15}$' })
+
 export const PingFrame = Type.Object({
   type: Type.Literal('ping'),
   id: Type.Optional(RequestId)
 })
 export type PingFrame = Static<typeof PingFrame>
 
+export const SubscribeFrame = Type.Object({
+  type: Type.Literal('subscribe'),
+  channel: ChannelName,
+  since: Type.Optional(Offset),
+  id: Type.Optional(RequestId)
+})
+export type SubscribeFrame = Static<typeof SubscribeFrame>
+
+export const UnsubscribeFrame = Type.Object({
+  type: Type.Literal('unsubscribe'),
+  channel: ChannelName,
+  id: Type.Optional(RequestId)
+})
+export type UnsubscribeFrame = Static<typeof UnsubscribeFrame>
+
 /** Every frame a client may send, keyed by `type`. */
 export const clientFrameSchemas = {
-  ping: PingFrame
+  ping: PingFrame,
+  subscribe: SubscribeFrame,
+  unsubscribe: UnsubscribeFrame
 } as const
 export type ClientFrameType = keyof typeof clientFrameSchemas
-export type ClientFrame = PingFrame
+export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame
 
 export interface SessionEstablishedFrame {
   type: 'session_established'
@@ -42,4 +65,28 @@ export interface ErrorFrame {
   id?: string | number
 }
 
-export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame
+export interface SubscribedFrame {
+  type: 'subscribed'
+  channel: string
+  id?: string | number
+  /** Messages that follow have later offsets; resume from here. */
+  offset: string
+  /** False: `since` predates the retained history (or the history was lost). */
+  recovered: boolean
+}
+
+export interface UnsubscribedFrame {
+  type: 'unsubscribed'
+  channel: string
+  id?: string | number
+}
+
+/** Delivery: `{"type":"message","channel","offset","data"}` (serialized once per message, see hub). */
+export interface MessageFrame {
+  type: 'message'
+  channel: string
+  offset: string
+  data: unknown
+}
+
+export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame

@@ -39,3 +39,30 @@ export const LivenessResponse = Type.Object({
 export const BearerHeaders = Type.Object({
   authorization: Type.Optional(Type.String())
 })
+
+const ChannelName = Type.String({ pattern: '^[A-Za-z0-9:_.@-]{1,200}$' })
+
+export const PublishMessage = Type.Object({
+  channel: ChannelName,
+  data: Type.Unknown({ description: 'Any JSON value, delivered verbatim' }),
+  idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+}, { additionalProperties: false })
+export type PublishMessage = Static<typeof PublishMessage>
+
+export const PublishBatch = Type.Object({
+  messages: Type.Array(PublishMessage, { minItems: 1, maxItems: 100 })
+}, { additionalProperties: false })
+export type PublishBatch = Static<typeof PublishBatch>
+
+export const PublishBody = Type.Union([PublishMessage, PublishBatch])
+export type PublishBody = Static<typeof PublishBody>
+
+export const PublishResult = Type.Object({
+  channel: Type.String(),
+  offset: Type.String()
+})
+
+export const PublishResponse = Type.Union([
+  PublishResult,
+  Type.Object({ results: Type.Array(PublishResult) })
+])

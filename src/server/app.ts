@@ -9,6 +9,7 @@ import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.j
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { TicketService } from './tickets/ticket-service.js'
 import { Hub } from './ws/hub.js'
+import { ChannelRelay } from './channels/channel-relay.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
@@ -17,6 +18,7 @@ import healthRoutes from './routes/health.js'
 import metricsRoute from './routes/metrics.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
+import v1Routes from './routes/v1/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -24,6 +26,7 @@ declare module 'fastify' {
     tickets: TicketService
     verifyToken: TokenVerifier
     hub: Hub
+    relay: ChannelRelay
     /**
      * Starts the graceful drain (SPEC §4): readiness fails at once, new upgrades
      * are refused, open sockets are closed with 1012 over part of the grace.
@@ -82,6 +85,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }) })
   app.decorate('metrics', metrics)
   app.decorate('hub', hub)
+  app.decorate('relay', new ChannelRelay({ engine, logger: app.log.child({ component: 'relay' }), maxChannelsPerConnection: config.wsMaxChannelsPerConnection }))
   app.decorate('verifyToken', await createTokenVerifier(config.jwt))
   app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics }))
 
@@ -121,6 +125,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   await app.register(healthRoutes)
   await app.register(metricsRoute)
   await app.register(ticketRoute, { rateLimit: config.ticketRateLimit, keyPrefix: config.redisKeyPrefix })
+  await app.register(v1Routes, { maxFrameBytes: config.wsMaxPayloadBytes })
   await app.register(wsRoute, {
     path: config.wsPath,
     allowedOrigins: config.allowedOrigins,

@@ -31,6 +31,7 @@ const EnvSchema = Type.Object({
   WS_MAX_PAYLOAD_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65536 }),
   WS_MESSAGE_RATE_PER_SECOND: Type.Integer({ minimum: 1, default: 50 }),
   WS_MESSAGE_BURST: Type.Integer({ minimum: 1, default: 100 }),
+  WS_MAX_CHANNELS_PER_CONNECTION: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
   HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600000, default: 25000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 10000 }),
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
@@ -73,6 +74,7 @@ export interface Config {
   readonly wsPath: string
   readonly wsMaxPayloadBytes: number
   readonly wsMessageRate: { readonly perSecond: number, readonly burst: number }
+  readonly wsMaxChannelsPerConnection: number
   readonly heartbeatIntervalMs: number
   readonly shutdownGraceMs: number
   readonly historySize: number
@@ -165,6 +167,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     wsPath: parsed.WS_PATH,
     wsMaxPayloadBytes: parsed.WS_MAX_PAYLOAD_BYTES,
     wsMessageRate: Object.freeze({ perSecond: parsed.WS_MESSAGE_RATE_PER_SECOND, burst: parsed.WS_MESSAGE_BURST }),
+    wsMaxChannelsPerConnection: parsed.WS_MAX_CHANNELS_PER_CONNECTION,
     heartbeatIntervalMs: parsed.HEARTBEAT_INTERVAL_MS,
     shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
     historySize: parsed.HISTORY_SIZE,

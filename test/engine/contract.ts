@@ -21,7 +21,7 @@ function freshHash (): string {
 
 function record (overrides: Partial<TicketRecord> = {}): TicketRecord {
   const issuedAt = Date.now()
-  return { sub: 'alice', sessionId: 's1', issuedAt, expiresAt: issuedAt + 30_000, ...overrides }
+  return { sub: 'alice', sessionId: 's1', issuedAt, expiresAt: issuedAt + 30_000, channels: ['chat:*'], ...overrides }
 }
 
 /** The error a promise rejects with, or `undefined` if it resolves. */

@@ -2,6 +2,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import { WebSocketServer } from 'ws'
 import { Connection, type ConnectionLogger, type FrameHandler } from '../../src/server/ws/connection.js'
+import { ChannelAccess } from '../../src/server/channels/channel-access.js'
 import { TokenBucket } from '../../src/server/ws/token-bucket.js'
 import { parseClientFrame } from '../../src/server/ws/protocol.js'
 import { TestClient } from '../helpers/ws-client.js'
@@ -40,6 +41,7 @@ void t.test('Connection contains failing frame handlers per connection', async (
     const index = connections.length
     connections.push(new Connection(socket, {
       identity: { connectionId: `c${index}`, userId: 'alice', sessionId: 's1' },
+      access: new ChannelAccess({ userId: 'alice', sessionId: 's1', channelPatterns: [] }),
       logger,
       messageRate: { perSecond: 1000, burst: 1000 },
       onFrame,
@@ -105,6 +107,7 @@ void t.test('Connection answers bad frames without calling the handler', async (
   server.on('connection', (socket) => {
     new Connection(socket, {
       identity: { connectionId: 'c', userId: 'alice', sessionId: 's1' },
+      access: new ChannelAccess({ userId: 'alice', sessionId: 's1', channelPatterns: [] }),
       logger: quiet,
       messageRate: { perSecond: 1, burst: 3 },
       onFrame: () => { handled += 1 },

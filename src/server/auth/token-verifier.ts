@@ -2,6 +2,7 @@ import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyG
 import { createSecretKey, type KeyObject } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { GatewayError } from '../errors.js'
+import { channelPatternsOf } from '../channels/channel-access.js'
 import type { JwtConfig } from '../config.js'
 
 /** Asymmetric algorithms accepted from a JWKS; the secret only ever verifies HS256. */
@@ -13,6 +14,8 @@ export interface VerifiedToken {
   /** Absent on service tokens; user routes require it (MISSING_SESSION). */
   readonly sessionId?: string
   readonly scopes: ReadonlySet<string>
+  /** Glob patterns of channels the user may join (the `channels` claim). */
+  readonly channels: readonly string[]
   readonly claims: JWTPayload
 }
 
@@ -100,6 +103,7 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
       sub: claims.sub,
       sessionId: typeof session === 'string' && session !== '' ? session : undefined,
       scopes: scopesOf(claims),
+      channels: channelPatternsOf(claims.channels),
       claims
     }
   }

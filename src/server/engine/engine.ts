@@ -13,6 +13,8 @@ export interface TicketRecord {
   readonly issuedAt: number
   /** End of validity, epoch milliseconds (the stored key may live a little longer). */
   readonly expiresAt: number
+  /** The JWT's `channels` patterns, captured at issue time (SPEC §5). */
+  readonly channels: readonly string[]
 }
 
 /** A channel message as stored and delivered; `data` is its JSON text, never re-parsed. */
@@ -108,12 +110,12 @@ export class ReadinessSignal {
 }
 
 export function encodeTicketRecord (record: TicketRecord): string {
-  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt })
+  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels })
 }
 
 export function decodeTicketRecord (value: string): TicketRecord {
-  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number }
-  return { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp }
+  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[] }
+  return { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [] }
 }
 
 /** The slice of a pino logger the engines use (kept minimal so engines never import Fastify). */

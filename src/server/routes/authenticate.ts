@@ -26,3 +26,12 @@ export function userTokenOf (request: FastifyRequest): UserToken {
   if (token?.sessionId === undefined) throw new GatewayError('MISSING_SESSION')
   return token as UserToken
 }
+
+/** preHandler factory: a service token carrying `scope` (SPEC §3 backend routes). */
+export function requireScope (scope: string) {
+  return async function authenticateService (request: FastifyRequest): Promise<void> {
+    const token = await request.server.verifyToken(bearerToken(request.headers.authorization))
+    if (!token.scopes.has(scope)) throw new GatewayError('INSUFFICIENT_SCOPE', { message: `Token lacks the ${scope} scope` })
+    request.token = token
+  }
+}

@@ -40,7 +40,7 @@ export default async function ticketRoute (app: FastifyInstance, options: Ticket
     try {
       // The user's limit is checked while the ticket is stored: one Redis round trip
       // for both. A refused request's ticket is never handed out and simply expires.
-      return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId }, limitByUser(request))
+      return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels }, limitByUser(request))
     } catch (err) {
       if (err instanceof EngineUnavailableError) throw new GatewayError('WS_TICKET_REDIS_NOT_READY', { retryAfterSeconds: 1 })
       throw err

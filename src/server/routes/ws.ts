@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import type { ConsumeResult } from '../tickets/ticket-service.js'
 import { Connection, type FrameHandler } from '../ws/connection.js'
 import { closeCodeOf, errorBody } from '../errors.js'
+import { ChannelAccess } from '../channels/channel-access.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -26,13 +27,6 @@ const HandshakeQuery = Type.Object({
   ticket: Type.Optional(Type.String())
 })
 
-const onFrame: FrameHandler = (connection, frame) => {
-  switch (frame.type) {
-    case 'ping':
-      connection.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
-  }
-}
-
 /**
  * GET /ws?ticket=T (SPEC §4). The Origin is checked and the ticket consumed in
  * hooks, before the upgrade: a refused Origin never gets a socket, and the handler
@@ -40,6 +34,20 @@ const onFrame: FrameHandler = (connection, frame) => {
  */
 export default async function wsRoute (app: FastifyInstance, options: WsRouteOptions): Promise<void> {
   app.decorateRequest('handshake', null)
+
+  const onFrame: FrameHandler = async (connection, frame) => {
+    switch (frame.type) {
+      case 'ping':
+        connection.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
+        return
+      case 'subscribe':
+        await app.relay.subscribe(connection, frame)
+        return
+      case 'unsubscribe':
+        app.relay.unsubscribe(connection, frame.channel)
+        connection.send({ type: 'unsubscribed', channel: frame.channel, ...(frame.id === undefined ? {} : { id: frame.id }) })
+    }
+  }
 
   app.withTypeProvider<TypeBoxTypeProvider>().get(options.path, {
     websocket: true,
@@ -82,10 +90,14 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     const identity = { connectionId: randomUUID(), userId: record.sub, sessionId: record.sessionId }
     const connection = new Connection(socket, {
       identity,
+      access: new ChannelAccess({ userId: record.sub, sessionId: record.sessionId, channelPatterns: record.channels }),
       logger: request.log,
       messageRate: options.messageRate,
       onFrame,
-      onClose: (closed) => { app.hub.remove(closed) }
+      onClose: (closed) => {
+        app.relay.removeConnection(closed)
+        app.hub.remove(closed)
+      }
     })
     app.hub.add(connection)
     connection.send({

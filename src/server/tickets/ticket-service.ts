@@ -35,6 +35,7 @@ class RandomPool {
 export interface Identity {
   readonly sub: string
   readonly sessionId: string
+  readonly channels?: readonly string[]
 }
 
 export type ConsumeResult =
@@ -72,7 +73,7 @@ export class TicketService {
     const expiresAt = issuedAt + this.#ttlSeconds * 1000
     const stored = this.#engine.storeTicket(
       hashTicket(ticket),
-      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt },
+      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [] },
       this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
     )
     await Promise.all([admission, stored])

@@ -5,6 +5,8 @@ import { closeCodeOf } from '../errors.js'
 import type { EngineLogger } from '../engine/engine.js'
 import { parseClientFrame } from './protocol.js'
 import { TokenBucket } from './token-bucket.js'
+import type { ChannelAccess } from '../channels/channel-access.js'
+import type { ChannelSubscription } from '../channels/channel-relay.js'
 
 export interface ConnectionIdentity {
   readonly connectionId: string
@@ -23,6 +25,7 @@ export interface ConnectionLogger extends EngineLogger {
 
 export interface ConnectionOptions {
   readonly identity: ConnectionIdentity
+  readonly access: ChannelAccess
   /** The request's logger; the connection's child of it is made on first use only. */
   readonly logger: ConnectionLogger
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
@@ -37,6 +40,9 @@ export interface ConnectionOptions {
  */
 export class Connection {
   readonly identity: ConnectionIdentity
+  readonly access: ChannelAccess
+  /** Channels this connection is subscribed to (kept by the ChannelRelay). */
+  readonly subscriptions = new Map<string, ChannelSubscription>()
   /** Heartbeats sent since the peer last proved alive. */
   missedHeartbeats = 0
   readonly #socket: WebSocket
@@ -49,6 +55,7 @@ export class Connection {
   constructor (socket: WebSocket, options: ConnectionOptions) {
     this.#socket = socket
     this.identity = options.identity
+    this.access = options.access
     this.#parentLogger = options.logger
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
@@ -79,7 +86,12 @@ export class Connection {
   }
 
   send (frame: ServerFrame): void {
-    if (this.isOpen) this.#socket.send(JSON.stringify(frame))
+    this.sendText(JSON.stringify(frame))
+  }
+
+  /** Sends an already serialized frame (fan-out serializes each message once). */
+  sendText (text: string): void {
+    if (this.isOpen) this.#socket.send(text)
   }
 
   /** Ends the connection with the close code of `code`'s row (SPEC §4–§5). */

@@ -1,0 +1,150 @@
+import t from 'tap'
+import { RedisServer } from '../helpers/redis-server.js'
+import { requestTicket, startGateway, type Gateway } from '../helpers/gateway.js'
+import { TestClient } from '../helpers/ws-client.js'
+import { userToken } from '../helpers/tokens.js'
+import { mintDevToken } from '../../src/server/dev/dev-token.js'
+import { TEST_SECRET } from '../helpers/tokens.js'
+import { publish, serviceToken } from '../helpers/relay.js'
+
+const redis = await RedisServer.start()
+t.teardown(async () => { await redis.stop() })
+
+const env = { REDIS_URL: redis.url, WS_MESSAGE_BURST: '1000' }
+const a = await startGateway(t, env)
+const b = await startGateway(t, env)
+
+async function session (gateway: Gateway, channels: string[] = ['chat:*']): Promise<TestClient> {
+  const token = await mintDevToken({ secret: TEST_SECRET, sub: 'alice', sessionId: 's1', channels })
+  const client = new TestClient(`${gateway.wsUrl}?ticket=${await requestTicket(gateway, token)}`)
+  t.teardown(() => { client.socket.terminate() })
+  t.equal((await client.frame(0)).type, 'session_established')
+  return client
+}
+
+/** Frames after the first `count` that match `type`. */
+function framesOfType (client: TestClient, type: string): Array<Record<string, unknown>> {
+  return client.frames.filter((frame) => frame.type === type)
+}
+
+await t.test('publish on instance A is received by a subscriber on instance B', async (t) => {
+  const client = await session(b)
+  client.send({ type: 'subscribe', channel: 'chat:lobby', id: 'sub1' })
+  const subscribed = await client.frame(1)
+  t.match(subscribed, { type: 'subscribed', channel: 'chat:lobby', id: 'sub1', recovered: true })
+  t.match(subscribed.offset, /^[A-Za-z0-9_-]+:0$/)
+  const published = await publish(a, { channel: 'chat:lobby', data: { text: 'hello', n: 1 } })
+  t.equal(published.status, 200)
+  t.equal(published.body.channel, 'chat:lobby')
+  const message = await client.frame(2)
+  t.same(message, { type: 'message', channel: 'chat:lobby', offset: published.body.offset, data: { text: 'hello', n: 1 } })
+  client.close()
+})
+
+await t.test('1000 messages arrive in order with strictly increasing offsets, none lost or doubled', async (t) => {
+  const client = await session(b)
+  client.send({ type: 'subscribe', channel: 'chat:bulk' })
+  await client.frame(1)
+  const batch = Array.from({ length: 100 }, (_, index) => index)
+  for (let round = 0; round < 10; round += 1) {
+    const response = await publish(a, { messages: batch.map((index) => ({ channel: 'chat:bulk', data: round * 100 + index })) })
+    t.equal(response.status, 200)
+  }
+  await client.frame(1001, 15_000)
+  const messages = framesOfType(client, 'message')
+  t.equal(messages.length, 1000)
+  t.same(messages.map((message) => message.data), Array.from({ length: 1000 }, (_, index) => index))
+  const seqs = messages.map((message) => Number(String(message.offset).split(':')[1]))
+  t.ok(seqs.every((seq, index) => index === 0 || seq === seqs[index - 1]! + 1), 'offsets strictly increase by one')
+  client.close()
+})
+
+await t.test('resume after a disconnect delivers exactly the missed messages, on the other instance', async (t) => {
+  const first = await session(a)
+  first.send({ type: 'subscribe', channel: 'chat:resume' })
+  await first.frame(1)
+  for (let index = 0; index < 5; index += 1) await publish(a, { channel: 'chat:resume', data: index })
+  await first.frame(6)
+  const lastOffset = framesOfType(first, 'message').at(-1)!.offset as string
+  first.socket.terminate()
+  for (let index = 5; index < 12; index += 1) await publish(b, { channel: 'chat:resume', data: index })
+
+  const second = await session(b)
+  second.send({ type: 'subscribe', channel: 'chat:resume', since: lastOffset, id: 'r' })
+  t.match(await second.frame(1), { type: 'subscribed', channel: 'chat:resume', id: 'r', offset: lastOffset, recovered: true })
+  await second.frame(8)
+  await publish(a, { channel: 'chat:resume', data: 12 })
+  await second.frame(9)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(framesOfType(second, 'message').map((message) => message.data), [5, 6, 7, 8, 9, 10, 11, 12], '0 lost, 0 duplicated, then live')
+  second.close()
+})
+
+await t.test('since older than the retained history → recovered:false', async (t) => {
+  const small = await startGateway(t, { ...env, HISTORY_SIZE: '3', REDIS_KEY_PREFIX: 'small:' })
+  const first = await publish(small, { channel: 'chat:short', data: 0 })
+  for (let index = 1; index < 6; index += 1) await publish(small, { channel: 'chat:short', data: index })
+  const client = await session(small)
+  client.send({ type: 'subscribe', channel: 'chat:short', since: first.body.offset })
+  const subscribed = await client.frame(1)
+  t.match(subscribed, { type: 'subscribed', channel: 'chat:short', recovered: false })
+  t.match(subscribed.offset, /:6$/)
+  client.send({ type: 'subscribe', channel: 'chat:other', since: 'nope0000:3' })
+  t.match(await client.frame(2), { type: 'subscribed', channel: 'chat:other', recovered: false })
+  client.close()
+})
+
+await t.test('channel authorization', async (t) => {
+  const client = await session(a, ['news:*'])
+  const cases = [['user:alice', 'subscribed'], ['session:s1', 'subscribed'], ['news:today', 'subscribed'], ['user:bob', 'error'], ['session:s2', 'error'], ['chat:lobby', 'error'], ['newsy', 'error']]
+  cases.forEach(([channel], index) => { client.send({ type: 'subscribe', channel, id: index }) })
+  const replies = await Promise.all(cases.map(async (_, index) => await client.frame(index + 1)))
+  for (const [index, [channel, type]] of cases.entries()) {
+    const reply = replies.find((frame) => frame.id === index)
+    t.equal(reply?.type, type, `${channel} → ${type}`)
+    if (type === 'error') t.equal(reply?.code, 'FORBIDDEN_CHANNEL')
+  }
+  client.send({ type: 'unsubscribe', channel: 'news:today', id: 'u' })
+  t.same(await client.frame(cases.length + 1), { type: 'unsubscribed', channel: 'news:today', id: 'u' })
+  client.close()
+})
+
+await t.test('publish: auth, scope and validation errors with §3 bodies', async (t) => {
+  const missing = await fetch(`${a.baseUrl}/v1/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"channel":"x","data":1}' })
+  t.equal(missing.status, 401)
+  t.match(await missing.json(), { error: 'UNAUTHORIZED', code: 'MISSING_TOKEN' })
+  const wrongScope = await publish(a, { channel: 'chat:x', data: 1 }, await serviceToken('gateway:disconnect'))
+  t.equal(wrongScope.status, 403)
+  t.match(wrongScope.body, { error: 'FORBIDDEN', code: 'INSUFFICIENT_SCOPE', traceId: String })
+  const userTokenOnly = await publish(a, { channel: 'chat:x', data: 1 }, await userToken())
+  t.equal(userTokenOnly.status, 403)
+  const badChannel = await publish(a, { channel: 'bad channel!', data: 1 })
+  t.equal(badChannel.status, 400)
+  t.equal(badChannel.body.code, 'BAD_REQUEST')
+  const tooBig = await publish(a, { channel: 'chat:x', data: 'x'.repeat(70_000) })
+  t.equal(tooBig.status, 413)
+})
+
+await t.test('idempotent publish: the same key returns the same offset and publishes once', async (t) => {
+  const client = await session(b)
+  client.send({ type: 'subscribe', channel: 'chat:idem' })
+  await client.frame(1)
+  const first = await publish(a, { channel: 'chat:idem', data: 'once', idempotencyKey: 'k1' })
+  const again = await publish(b, { channel: 'chat:idem', data: 'once', idempotencyKey: 'k1' })
+  t.equal(first.status, 200)
+  t.same(again.body, first.body)
+  const other = await publish(a, { channel: 'chat:idem', data: 'twice', idempotencyKey: 'k2' })
+  t.not(other.body.offset, first.body.offset)
+  await client.frame(3)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(framesOfType(client, 'message').map((message) => message.data), ['once', 'twice'])
+  client.close()
+})
+
+await t.test('/v1 answers 503 REDIS_NOT_READY with Retry-After while Redis is down', async (t) => {
+  const down = await startGateway(t, { REDIS_URL: 'redis://127.0.0.1:1' }, { waitForEngine: false })
+  const response = await fetch(`${down.baseUrl}/v1/publish`, { method: 'POST', headers: { authorization: `Bearer ${await serviceToken()}`, 'content-type': 'application/json' }, body: '{"channel":"chat:x","data":1}' })
+  t.equal(response.status, 503)
+  t.equal(response.headers.get('retry-after'), '1')
+  t.match(await response.json(), { error: 'SERVICE_UNAVAILABLE', code: 'REDIS_NOT_READY' })
+})
