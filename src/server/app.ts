@@ -130,7 +130,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     path: config.wsPath,
     allowedOrigins: config.allowedOrigins,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
-    messageRate: config.wsMessageRate
+    messageRate: config.wsMessageRate,
+    maxBufferedBytes: config.wsMaxBufferedBytes
   })
 
   return app

@@ -32,6 +32,7 @@ const EnvSchema = Type.Object({
   WS_MESSAGE_RATE_PER_SECOND: Type.Integer({ minimum: 1, default: 50 }),
   WS_MESSAGE_BURST: Type.Integer({ minimum: 1, default: 100 }),
   WS_MAX_CHANNELS_PER_CONNECTION: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
+  WS_MAX_BUFFERED_BYTES: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   HEARTBEAT_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 600000, default: 25000 }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 10000 }),
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
@@ -75,6 +76,7 @@ export interface Config {
   readonly wsMaxPayloadBytes: number
   readonly wsMessageRate: { readonly perSecond: number, readonly burst: number }
   readonly wsMaxChannelsPerConnection: number
+  readonly wsMaxBufferedBytes: number
   readonly heartbeatIntervalMs: number
   readonly shutdownGraceMs: number
   readonly historySize: number
@@ -168,6 +170,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     wsMaxPayloadBytes: parsed.WS_MAX_PAYLOAD_BYTES,
     wsMessageRate: Object.freeze({ perSecond: parsed.WS_MESSAGE_RATE_PER_SECOND, burst: parsed.WS_MESSAGE_BURST }),
     wsMaxChannelsPerConnection: parsed.WS_MAX_CHANNELS_PER_CONNECTION,
+    wsMaxBufferedBytes: parsed.WS_MAX_BUFFERED_BYTES,
     heartbeatIntervalMs: parsed.HEARTBEAT_INTERVAL_MS,
     shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
     historySize: parsed.HISTORY_SIZE,

@@ -148,3 +148,26 @@ await t.test('/v1 answers 503 REDIS_NOT_READY with Retry-After while Redis is do
   t.equal(response.headers.get('retry-after'), '1')
   t.match(await response.json(), { error: 'SERVICE_UNAVAILABLE', code: 'REDIS_NOT_READY' })
 })
+
+await t.test('a consumer that stops reading is closed with 1013 SLOW_CONSUMER; others keep receiving', async (t) => {
+  const gateway = await startGateway(t, { ...env, WS_MAX_BUFFERED_BYTES: '65536', WS_MAX_PAYLOAD_BYTES: '65536' })
+  const slow = await session(gateway)
+  const healthy = await session(gateway)
+  for (const client of [slow, healthy]) {
+    client.send({ type: 'subscribe', channel: 'chat:firehose' })
+    await client.frame(1)
+  }
+  // The slow client stops reading: the server's socket buffer fills, then its queue grows.
+  const raw = (slow.socket as unknown as { _socket: { pause: () => void, resume: () => void } })._socket
+  raw.pause()
+  const payload = 'x'.repeat(50_000)
+  for (let batch = 0; batch < 6; batch += 1) {
+    const response = await publish(gateway, { messages: Array.from({ length: 15 }, () => ({ channel: 'chat:firehose', data: payload })) })
+    t.equal(response.status, 200)
+  }
+  await healthy.frame(1 + 90, 15_000)
+  t.equal(framesOfType(healthy, 'message').length, 90, 'the healthy client got every message')
+  raw.resume()
+  const closed = await slow.closed
+  t.same(closed, { code: 1013, reason: 'SLOW_CONSUMER' })
+})

@@ -20,6 +20,7 @@ export interface WsRouteOptions {
   readonly allowedOrigins: ReadonlySet<string> | null
   readonly heartbeatIntervalMs: number
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
+  readonly maxBufferedBytes: number
 }
 
 const HandshakeQuery = Type.Object({
@@ -93,6 +94,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       access: new ChannelAccess({ userId: record.sub, sessionId: record.sessionId, channelPatterns: record.channels }),
       logger: request.log,
       messageRate: options.messageRate,
+      maxBufferedBytes: options.maxBufferedBytes,
       onFrame,
       onClose: (closed) => {
         app.relay.removeConnection(closed)

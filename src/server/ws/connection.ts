@@ -29,6 +29,8 @@ export interface ConnectionOptions {
   /** The request's logger; the connection's child of it is made on first use only. */
   readonly logger: ConnectionLogger
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
+  /** Outbound bytes queued on the socket beyond which the client is a slow consumer. */
+  readonly maxBufferedBytes?: number
   readonly onFrame: FrameHandler
   readonly onClose: (connection: Connection) => void
 }
@@ -48,6 +50,7 @@ export class Connection {
   readonly #socket: WebSocket
   readonly #bucket: TokenBucket
   readonly #onFrame: FrameHandler
+  readonly #maxBufferedBytes: number
   readonly #parentLogger: ConnectionLogger
   #logger: ConnectionLogger | undefined
   #closed = false
@@ -59,6 +62,7 @@ export class Connection {
     this.#parentLogger = options.logger
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? Number.POSITIVE_INFINITY
 
     socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
     socket.on('pong', () => { this.missedHeartbeats = 0 })
@@ -91,7 +95,15 @@ export class Connection {
 
   /** Sends an already serialized frame (fan-out serializes each message once). */
   sendText (text: string): void {
-    if (this.isOpen) this.#socket.send(text)
+    if (!this.isOpen) return
+    // A client that cannot keep up is closed (it resumes from its last offset) rather
+    // than letting its queue grow without bound (SPEC §5 SLOW_CONSUMER).
+    if (this.#socket.bufferedAmount > this.#maxBufferedBytes) {
+      this.logger.info({ event: 'ws.slow_consumer', bufferedBytes: this.#socket.bufferedAmount }, 'slow consumer; closing')
+      this.closeWith('SLOW_CONSUMER')
+      return
+    }
+    this.#socket.send(text)
   }
 
   /** Ends the connection with the close code of `code`'s row (SPEC §4–§5). */
