@@ -35,14 +35,23 @@ export const UnsubscribeFrame = Type.Object({
 })
 export type UnsubscribeFrame = Static<typeof UnsubscribeFrame>
 
+/** Upstream to backends (SPEC §5): `id` is required, it is what makes a retry a duplicate. */
+export const SendFrame = Type.Object({
+  type: Type.Literal('send'),
+  id: Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Number()]),
+  data: Type.Unknown()
+})
+export type SendFrame = Static<typeof SendFrame>
+
 /** Every frame a client may send, keyed by `type`. */
 export const clientFrameSchemas = {
   ping: PingFrame,
   subscribe: SubscribeFrame,
-  unsubscribe: UnsubscribeFrame
+  unsubscribe: UnsubscribeFrame,
+  send: SendFrame
 } as const
 export type ClientFrameType = keyof typeof clientFrameSchemas
-export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame
+export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame | SendFrame
 
 export interface SessionEstablishedFrame {
   type: 'session_established'
@@ -89,4 +98,9 @@ export interface MessageFrame {
   data: unknown
 }
 
-export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame
+export interface AckFrame {
+  type: 'ack'
+  id: string | number
+}
+
+export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | AckFrame

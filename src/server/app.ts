@@ -50,7 +50,12 @@ const DRAIN_SETTLE_SHARE = 0.2
 const IDEMPOTENCY_TTL_SECONDS = 300
 
 export function createEngine (config: Config, logger: EngineLogger): Engine {
-  const relay = { historySize: config.historySize, historyTtlSeconds: config.historyTtlSeconds, idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS }
+  const relay = {
+    historySize: config.historySize,
+    historyTtlSeconds: config.historyTtlSeconds,
+    idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS,
+    inboundMaxLength: config.inboundMaxLength
+  }
   if (config.redisUrl === undefined) return new MemoryEngine({ relay })
   return new RedisEngine({
     url: config.redisUrl,

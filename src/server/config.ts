@@ -37,6 +37,7 @@ const EnvSchema = Type.Object({
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 10000 }),
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
   HISTORY_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  INBOUND_MAX_LENGTH: Type.Integer({ minimum: 1000, default: 1000000 }),
   LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
   DEV_SECRET_FILE: Type.String({ minLength: 1, default: '.dev-secret' })
 })
@@ -81,6 +82,7 @@ export interface Config {
   readonly shutdownGraceMs: number
   readonly historySize: number
   readonly historyTtlSeconds: number
+  readonly inboundMaxLength: number
   readonly logLevel: LogLevel
   readonly devSecretFile: string
 }
@@ -175,6 +177,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     shutdownGraceMs: parsed.SHUTDOWN_GRACE_MS,
     historySize: parsed.HISTORY_SIZE,
     historyTtlSeconds: parsed.HISTORY_TTL_SECONDS,
+    inboundMaxLength: parsed.INBOUND_MAX_LENGTH,
     logLevel: parsed.LOG_LEVEL,
     devSecretFile: parsed.DEV_SECRET_FILE
   })

@@ -50,7 +50,21 @@ export interface HistoryRead {
 export interface RelaySettings {
   readonly historySize: number
   readonly historyTtlSeconds: number
+  /** Publish idempotency keys and upstream `send` ids are remembered this long. */
   readonly idempotencyTtlSeconds: number
+  /** Approximate cap of the inbound stream (backends should consume well before). */
+  readonly inboundMaxLength: number
+}
+
+/** A client's upstream message (SPEC §5 `send`), as backends read it from the inbound stream. */
+export interface InboundMessage {
+  readonly userId: string
+  readonly sessionId: string
+  readonly connectionId: string
+  /** The client's request id: with sessionId, what makes a retry a duplicate. */
+  readonly id: string
+  /** JSON text. */
+  readonly data: string
 }
 
 export interface Engine {
@@ -79,6 +93,11 @@ export interface Engine {
   /** Starts or stops listening to a channel's live messages on this instance. */
   listen(channel: string): Promise<void>
   unlisten(channel: string): Promise<void>
+  /**
+   * Appends to the inbound stream (`<prefix>inbound`) unless the same session sent
+   * the same id within `idempotencyTtlSeconds`. True when appended, false for a duplicate.
+   */
+  appendInbound(message: InboundMessage): Promise<boolean>
   /** Releases connections and timers. */
   close(): Promise<void>
 }

@@ -5,13 +5,14 @@ import {
   type ChannelMessage,
   type Engine,
   type HistoryRead,
+  type InboundMessage,
   type PublishOptions,
   type PublishResult,
   type RelaySettings,
   type TicketRecord
 } from './engine.js'
 
-export const DEFAULT_RELAY_SETTINGS: RelaySettings = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 300 }
+export const DEFAULT_RELAY_SETTINGS: RelaySettings = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 300, inboundMaxLength: 100_000 }
 
 interface ChannelHistory {
   readonly epoch: string
@@ -39,6 +40,8 @@ export class MemoryEngine implements Engine {
   readonly #channels = new Map<string, ChannelHistory>()
   readonly #idempotency = new Map<string, { readonly result: PublishResult, readonly expiresAt: number }>()
   readonly #listening = new Set<string>()
+  readonly #inbound: InboundMessage[] = []
+  readonly #inboundSeen = new Map<string, number>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
 
   constructor (options: { now?: () => number, sweepIntervalMs?: number, relay?: RelaySettings } = {}) {
@@ -105,6 +108,22 @@ export class MemoryEngine implements Engine {
     return { ...position, recovered: true, messages: history.messages.filter((message) => message.seq > since.seq) }
   }
 
+  async appendInbound (message: InboundMessage): Promise<boolean> {
+    this.#assertReady()
+    const key = `${message.sessionId}\u0000${message.id}`
+    const seenUntil = this.#inboundSeen.get(key)
+    if (seenUntil !== undefined && seenUntil > this.#now()) return false
+    this.#inboundSeen.set(key, this.#now() + this.#relay.idempotencyTtlSeconds * 1000)
+    this.#inbound.push(message)
+    if (this.#inbound.length > this.#relay.inboundMaxLength) this.#inbound.shift()
+    return true
+  }
+
+  /** The inbound messages held by this process (the embedded engine has no backend to read them). */
+  inboundMessages (): readonly InboundMessage[] {
+    return this.#inbound
+  }
+
   onChannelMessage (listener: (message: ChannelMessage) => void): void {
     this.#onMessage = listener
   }
@@ -151,6 +170,9 @@ export class MemoryEngine implements Engine {
     }
     for (const [key, entry] of this.#idempotency) {
       if (entry.expiresAt <= now) this.#idempotency.delete(key)
+    }
+    for (const [key, until] of this.#inboundSeen) {
+      if (until <= now) this.#inboundSeen.delete(key)
     }
   }
 }

@@ -10,6 +10,7 @@ import {
   type Engine,
   type EngineLogger,
   type HistoryRead,
+  type InboundMessage,
   type PublishOptions,
   type PublishResult,
   type RelaySettings,
@@ -19,6 +20,7 @@ import { parseOffset } from './offsets.js'
 
 const PUBLISH_SCRIPT = readFileSync(new URL('./lua/publish.lua', import.meta.url), 'utf8')
 const READ_HISTORY_SCRIPT = readFileSync(new URL('./lua/read-history.lua', import.meta.url), 'utf8')
+const APPEND_INBOUND_SCRIPT = readFileSync(new URL('./lua/append-inbound.lua', import.meta.url), 'utf8')
 
 type StreamEntry = [id: string, fields: string[]]
 
@@ -27,6 +29,7 @@ interface RelayCommands {
     ttlSeconds: number, epoch: string, live: string, idempotencyTtlSeconds: number): Promise<[string, number]>
   readChannelHistory (meta: string, stream: string, epoch: string, ttlSeconds: number, sinceEpoch: string,
     sinceSeq: number): Promise<[string, number, number, StreamEntry[]]>
+  appendInboundMessage (stream: string, dedupe: string, ttlSeconds: number, maxLength: number, ...fields: string[]): Promise<string | null>
 }
 
 const newEpoch = (): string => randomBytes(6).toString('base64url')
@@ -88,6 +91,7 @@ export class RedisEngine implements Engine {
     this.client.defineCommand('consumeTicketScript', { numberOfKeys: 1, lua: CONSUME_SCRIPT })
     this.client.defineCommand('publishToChannel', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
     this.client.defineCommand('readChannelHistory', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
+    this.client.defineCommand('appendInboundMessage', { numberOfKeys: 2, lua: APPEND_INBOUND_SCRIPT })
     this.#subscriber = this.client.duplicate({ connectionName: 'realtime-gateway-sub', enableAutoPipelining: false })
     this.#subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
     this.#subscriber.on('ready', () => { this.#onReady() })
@@ -151,6 +155,18 @@ export class RedisEngine implements Engine {
       recovered: recovered === 1,
       messages: entries.map(([id, fields]) => ({ channel, epoch, seq: Number.parseInt(id, 10), data: fields[1] ?? 'null' }))
     }
+  }
+
+  async appendInbound (message: InboundMessage): Promise<boolean> {
+    this.#assertReady()
+    const stream = `${this.#prefix}inbound`
+    // The stream's own name as hash tag: the dedupe key shares its Cluster slot.
+    const dedupe = `${this.#prefix}{${stream}}:seen:${message.sessionId}:${message.id}`
+    const id = await this.#command(this.#commands.appendInboundMessage(
+      stream, dedupe, this.#relay.idempotencyTtlSeconds, this.#relay.inboundMaxLength,
+      'userId', message.userId, 'sessionId', message.sessionId, 'connectionId', message.connectionId, 'id', message.id, 'data', message.data
+    ))
+    return id !== null
   }
 
   onChannelMessage (listener: (message: ChannelMessage) => void): void {

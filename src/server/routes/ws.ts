@@ -6,6 +6,8 @@ import type { ConsumeResult } from '../tickets/ticket-service.js'
 import { Connection, type FrameHandler } from '../ws/connection.js'
 import { closeCodeOf, errorBody } from '../errors.js'
 import { ChannelAccess } from '../channels/channel-access.js'
+import { EngineUnavailableError } from '../engine/engine.js'
+import type { SendFrame } from '../../protocol/frames.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -36,6 +38,18 @@ const HandshakeQuery = Type.Object({
 export default async function wsRoute (app: FastifyInstance, options: WsRouteOptions): Promise<void> {
   app.decorateRequest('handshake', null)
 
+  /** Appended once per (session, id), acked every time: a retried send is safe (SPEC §5). */
+  const sendUpstream = async (connection: Connection, frame: SendFrame): Promise<void> => {
+    const { userId, sessionId, connectionId } = connection.identity
+    try {
+      await app.engine.appendInbound({ userId, sessionId, connectionId, id: String(frame.id), data: JSON.stringify(frame.data ?? null) })
+      connection.send({ type: 'ack', id: frame.id })
+    } catch (err) {
+      if (!(err instanceof EngineUnavailableError)) throw err
+      connection.send({ type: 'error', code: 'REDIS_NOT_READY', id: frame.id })
+    }
+  }
+
   const onFrame: FrameHandler = async (connection, frame) => {
     switch (frame.type) {
       case 'ping':
@@ -47,6 +61,9 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       case 'unsubscribe':
         app.relay.unsubscribe(connection, frame.channel)
         connection.send({ type: 'unsubscribed', channel: frame.channel, ...(frame.id === undefined ? {} : { id: frame.id }) })
+        return
+      case 'send':
+        await sendUpstream(connection, frame)
     }
   }
 
