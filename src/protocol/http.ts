@@ -66,3 +66,12 @@ export const PublishResponse = Type.Union([
   PublishResult,
   Type.Object({ results: Type.Array(PublishResult) })
 ])
+
+/** Exactly one of userId or sessionId (a union would let Fastify's removeAdditional strip the other). */
+export const DisconnectBody = Type.Object({
+  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+}, { minProperties: 1, maxProperties: 1 })
+export type DisconnectBody = Static<typeof DisconnectBody>
+
+export const DisconnectResponse = Type.Object({ requested: Type.Literal(true) })

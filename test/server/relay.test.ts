@@ -171,3 +171,38 @@ await t.test('a consumer that stops reading is closed with 1013 SLOW_CONSUMER; o
   const closed = await slow.closed
   t.same(closed, { code: 1013, reason: 'SLOW_CONSUMER' })
 })
+
+await t.test('POST /v1/disconnect closes every socket of a user or a session on every instance with 4403', async (t) => {
+  const disconnect = async (body: unknown, scope = 'gateway:disconnect'): Promise<Response> => await fetch(`${a.baseUrl}/v1/disconnect`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await serviceToken(scope)}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body)
+  })
+  const connect = async (gateway: Gateway, sub: string, sessionId: string): Promise<TestClient> => {
+    const client = new TestClient(`${gateway.wsUrl}?ticket=${await requestTicket(gateway, await userToken(sub, sessionId))}`)
+    t.teardown(() => { client.socket.terminate() })
+    await client.frame(0)
+    return client
+  }
+  const carolOnA = await connect(a, 'carol', 'c1')
+  const carolOnB = await connect(b, 'carol', 'c2')
+  const daveOnB = await connect(b, 'dave', 'd1')
+  const daveOtherSession = await connect(a, 'dave', 'd2')
+
+  t.equal((await disconnect({ userId: 'carol' }, 'gateway:publish')).status, 403, 'needs the gateway:disconnect scope')
+  t.equal((await disconnect({ userId: 'carol', sessionId: 'x' })).status, 400, 'one of userId or sessionId')
+
+  const started = Date.now()
+  const response = await disconnect({ userId: 'carol' })
+  t.equal(response.status, 200)
+  t.same(await response.json(), { requested: true })
+  t.same(await carolOnA.closed, { code: 4403, reason: 'SESSION_REVOKED' })
+  t.same(await carolOnB.closed, { code: 4403, reason: 'SESSION_REVOKED' })
+  t.ok(Date.now() - started < 1000, 'within a second')
+
+  t.equal((await disconnect({ sessionId: 'd1' })).status, 200)
+  t.same(await daveOnB.closed, { code: 4403, reason: 'SESSION_REVOKED' })
+  daveOtherSession.send({ type: 'ping', id: 'alive' })
+  t.same(await daveOtherSession.frame(1), { type: 'pong', id: 'alive' }, "dave's other session is untouched")
+  daveOtherSession.close()
+})

@@ -98,6 +98,10 @@ export interface Engine {
    * the same id within `idempotencyTtlSeconds`. True when appended, false for a duplicate.
    */
   appendInbound(message: InboundMessage): Promise<boolean>
+  /** Sends a control message (JSON text) to every instance, this one included. */
+  broadcastControl(message: string): Promise<void>
+  /** Control messages from any instance. One listener per engine. */
+  onControl(listener: (message: string) => void): void
   /** Releases connections and timers. */
   close(): Promise<void>
 }

@@ -43,6 +43,7 @@ export class MemoryEngine implements Engine {
   readonly #inbound: InboundMessage[] = []
   readonly #inboundSeen = new Map<string, number>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
+  #onControl: ((message: string) => void) | undefined
 
   constructor (options: { now?: () => number, sweepIntervalMs?: number, relay?: RelaySettings } = {}) {
     this.#now = options.now ?? Date.now
@@ -122,6 +123,15 @@ export class MemoryEngine implements Engine {
   /** The inbound messages held by this process (the embedded engine has no backend to read them). */
   inboundMessages (): readonly InboundMessage[] {
     return this.#inbound
+  }
+
+  async broadcastControl (message: string): Promise<void> {
+    this.#assertReady()
+    queueMicrotask(() => { this.#onControl?.(message) })
+  }
+
+  onControl (listener: (message: string) => void): void {
+    this.#onControl = listener
   }
 
   onChannelMessage (listener: (message: ChannelMessage) => void): void {

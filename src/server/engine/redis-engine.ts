@@ -70,6 +70,8 @@ export class RedisEngine implements Engine {
   readonly #subscriber: Redis
   readonly #liveNames = new Map<string, string>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
+  #onControl: ((message: string) => void) | undefined
+  readonly #controlChannel: string
   #hasGetDel = true
   #closing = false
 
@@ -94,7 +96,12 @@ export class RedisEngine implements Engine {
     this.client.defineCommand('appendInboundMessage', { numberOfKeys: 2, lua: APPEND_INBOUND_SCRIPT })
     this.#subscriber = this.client.duplicate({ connectionName: 'realtime-gateway-sub', enableAutoPipelining: false })
     this.#subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
-    this.#subscriber.on('ready', () => { this.#onReady() })
+    this.#controlChannel = `${options.keyPrefix}control`
+    this.#subscriber.on('ready', () => {
+      // Once subscribed, ioredis re-subscribes after every reconnect by itself.
+      this.#subscriber.subscribe(this.#controlChannel).catch(() => {})
+      this.#onReady()
+    })
     this.#subscriber.on('close', () => { this.#onDown('subscriber close') })
     this.#subscriber.on('error', () => {})
 
@@ -169,6 +176,15 @@ export class RedisEngine implements Engine {
     return id !== null
   }
 
+  async broadcastControl (message: string): Promise<void> {
+    this.#assertReady()
+    await this.#command(this.client.publish(this.#controlChannel, message))
+  }
+
+  onControl (listener: (message: string) => void): void {
+    this.#onControl = listener
+  }
+
   onChannelMessage (listener: (message: ChannelMessage) => void): void {
     this.#onMessage = listener
   }
@@ -211,6 +227,10 @@ export class RedisEngine implements Engine {
   }
 
   #onLive (name: string, payload: string): void {
+    if (name === this.#controlChannel) {
+      this.#onControl?.(payload)
+      return
+    }
     const channel = this.#liveNames.get(name)
     const newline = payload.indexOf('\n')
     const position = parseOffset(payload.slice(0, newline))

@@ -48,6 +48,19 @@ export class Hub {
     if (this.#connections.size === 0) this.#onEmpty?.()
   }
 
+  /** Closes every local connection of a user or a session with 4403 (SPEC §3 /v1/disconnect). */
+  revoke (target: { readonly userId?: string, readonly sessionId?: string }): number {
+    let closed = 0
+    for (const connection of this.#connections) {
+      const { userId, sessionId } = connection.identity
+      if (userId === target.userId || sessionId === target.sessionId) {
+        connection.closeWith('SESSION_REVOKED')
+        closed += 1
+      }
+    }
+    return closed
+  }
+
   /** Two heartbeats without a pong (or any frame) means the peer is gone (SPEC §2). */
   #beat (): void {
     for (const connection of this.#connections) {

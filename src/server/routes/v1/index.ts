@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError } from '../../errors.js'
 import publishRoute, { type PublishRouteOptions } from './publish.js'
+import disconnectRoute from './disconnect.js'
 
 /**
  * The backend and fallback API under /v1 (SPEC §3). Every route here needs the
@@ -12,4 +13,5 @@ export default async function v1Routes (app: FastifyInstance, options: PublishRo
     if (!app.engine.isReady()) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
   })
   await app.register(publishRoute, options)
+  await app.register(disconnectRoute)
 }
