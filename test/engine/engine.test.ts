@@ -2,12 +2,13 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { DEFAULT_RELAY_SETTINGS, MemoryEngine } from '../../src/server/engine/memory-engine.js'
 import { RedisEngine } from '../../src/server/engine/redis-engine.js'
-import { EngineUnavailableError, type EngineLogger } from '../../src/server/engine/engine.js'
+import { EngineUnavailableError, type ChannelMessage, type EngineLogger } from '../../src/server/engine/engine.js'
 import { GatewayMetrics } from '../../src/server/metrics/gateway-metrics.js'
 import { TicketService, hashTicket } from '../../src/server/tickets/ticket-service.js'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
 import { eventually } from '../helpers/gateway.js'
 import { engineContract } from './contract.js'
+import { RELAY_TEST_SETTINGS, relayContract } from './relay-contract.js'
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
@@ -72,7 +73,7 @@ await t.test('redis: an unreachable server means not ready, and commands fail fa
   t.equal(engine.isReady(), false)
   const started = Date.now()
   const errors = await Promise.all([
-    engine.storeTicket(hashTicket('x'), { sub: 'a', sessionId: 's', issuedAt: 0, expiresAt: 1 }, 10).then(() => undefined, (err: unknown) => err),
+    engine.storeTicket(hashTicket('x'), { sub: 'a', sessionId: 's', issuedAt: 0, expiresAt: 1, channels: [] }, 10).then(() => undefined, (err: unknown) => err),
     engine.consumeTicket(hashTicket('x')).then(() => undefined, (err: unknown) => err)
   ])
   t.ok(Date.now() - started < 1000, 'no hang')
@@ -92,14 +93,93 @@ await t.test('redis: readiness follows the server down and back up without a new
   await flaky.kill()
   await eventually(() => !engine.isReady(), 5000)
   t.strictSame(changes, [false])
-  const error = await engine.storeTicket(hashTicket('y'), { sub: 'a', sessionId: 's', issuedAt: 0, expiresAt: 1 }, 10).then(() => undefined, (err: unknown) => err)
+  const error = await engine.storeTicket(hashTicket('y'), { sub: 'a', sessionId: 's', issuedAt: 0, expiresAt: 1, channels: [] }, 10).then(() => undefined, (err: unknown) => err)
   t.ok(error instanceof EngineUnavailableError, 'store while down rejects with EngineUnavailableError')
 
   await flaky.start()
   await eventually(() => engine.isReady())
   t.strictSame(changes, [false, true])
   const hash = hashTicket('z')
-  const record = { sub: 'a', sessionId: 's', issuedAt: 1, expiresAt: 2 }
+  const record = { sub: 'a', sessionId: 's', issuedAt: 1, expiresAt: 2, channels: [] }
   await engine.storeTicket(hash, record, 10)
   t.strictSame(await engine.consumeTicket(hash), record, 'serves again after the reconnect')
+})
+
+await relayContract(t, 'memory', async (relay) => ({ engine: new MemoryEngine({ relay }) }), { multiInstance: false })
+
+await relayContract(t, 'redis', async (relay) => {
+  const keyPrefix = `relay${++engines}:`
+  const start = async (): Promise<RedisEngine> => {
+    const engine = new RedisEngine({ url: redis.url, keyPrefix, commandTimeoutMs: 1000, logger: silent, relay })
+    await eventually(() => engine.isReady())
+    return engine
+  }
+  return { engine: await start(), makePeer: start }
+}, { multiInstance: true })
+
+await t.test('redis relay: a channel lives in meta, history (a capped stream) and idem keys under its hash tag, all with a TTL', async (t) => {
+  const engine = new RedisEngine({ url: redis.url, keyPrefix: 'relaykeys:', commandTimeoutMs: 1000, logger: silent, relay: RELAY_TEST_SETTINGS })
+  t.teardown(async () => { await engine.close() })
+  await eventually(() => engine.isReady())
+  const base = 'relaykeys:{ch:room:1}'
+
+  const results = []
+  for (let n = 1; n <= 7; n++) results.push(await engine.publish('room:1', JSON.stringify({ n })))
+  results.push(await engine.publish('room:1', '{"n":8}', { idempotencyKey: 'req-8' }))
+  const epoch = results[0]!.epoch
+  t.strictSame((await admin.keys('relaykeys:*')).sort(), [`${base}:history`, `${base}:idem:req-8`, `${base}:meta`], 'three keys')
+
+  t.strictSame(await admin.hgetall(`${base}:meta`), { epoch, seq: '8' }, 'meta: epoch and last seq')
+  t.equal(await admin.type(`${base}:history`), 'stream')
+  t.equal(await admin.xlen(`${base}:history`), 5, 'the stream is capped at historySize')
+  const entries = await admin.xrange(`${base}:history`, '-', '+')
+  t.strictSame(entries.map(([id]) => id), ['4-0', '5-0', '6-0', '7-0', '8-0'], 'entry ids are the seqs')
+  t.strictSame(entries[4]![1], ['d', '{"n":8}'])
+  t.equal(await admin.get(`${base}:idem:req-8`), `${epoch}:8`, 'the idempotency key holds the offset')
+
+  for (const key of [`${base}:meta`, `${base}:history`, `${base}:idem:req-8`]) {
+    const ttl = await admin.pttl(key)
+    t.ok(ttl > 0 && ttl <= 2000, `${key} expires within 2 s (${ttl} ms)`)
+  }
+
+  // A read of a channel never published to leaves only an expiring meta key.
+  const quiet = await engine.readHistory('quiet')
+  t.strictSame(await admin.keys('relaykeys:{ch:quiet}*'), ['relaykeys:{ch:quiet}:meta'])
+  t.strictSame(await admin.hgetall('relaykeys:{ch:quiet}:meta'), { epoch: quiet.epoch, seq: '0' })
+  const quietTtl = await admin.pttl('relaykeys:{ch:quiet}:meta')
+  t.ok(quietTtl > 0 && quietTtl <= 2000, `the meta key of a read-only channel expires (${quietTtl} ms)`)
+})
+
+await t.test('redis relay: Redis restarted empty means a new epoch and an old since is not recovered; live resumes', async (t) => {
+  const flaky = await RedisServer.start()
+  t.teardown(async () => { await flaky.stop() })
+  const engine = new RedisEngine({ url: flaky.url, keyPrefix: 'restart:', commandTimeoutMs: 1000, logger: silent, relay: RELAY_TEST_SETTINGS })
+  t.teardown(async () => { await engine.close() })
+  await eventually(() => engine.isReady())
+  const received: ChannelMessage[] = []
+  engine.onChannelMessage((message) => { received.push(message) })
+  await engine.listen('room')
+
+  await engine.publish('room', '{"n":1}')
+  const before = await engine.publish('room', '{"n":2}')
+  t.equal(before.seq, 2)
+  await eventually(() => received.length >= 2, 5000)
+
+  await flaky.kill()
+  await eventually(() => !engine.isReady(), 5000)
+  await flaky.start()
+  await eventually(() => engine.isReady())
+
+  const after = await engine.readHistory('room')
+  t.not(after.epoch, before.epoch, 'a new epoch')
+  t.strictSame(after, { epoch: after.epoch, seq: 0, recovered: true, messages: [] })
+  t.strictSame(await engine.readHistory('room', { epoch: before.epoch, seq: 2 }),
+    { epoch: after.epoch, seq: 0, recovered: false, messages: [] }, 'the old since is not recovered')
+  t.strictSame(await engine.readHistory('room', { epoch: before.epoch, seq: 0 }),
+    { epoch: after.epoch, seq: 0, recovered: false, messages: [] }, 'not even from the start of the old epoch')
+
+  const next = await engine.publish('room', '{"n":3}')
+  t.strictSame(next, { epoch: after.epoch, seq: 1, duplicate: false })
+  await eventually(() => received.length >= 3, 5000)
+  t.strictSame(received[2], { channel: 'room', epoch: after.epoch, seq: 1, data: '{"n":3}' }, 'the listened channel is live again')
 })
