@@ -22,7 +22,7 @@ export interface RelayUnderTest {
 }
 
 /** Small on purpose: trimming and expiry happen within a test. */
-export const RELAY_TEST_SETTINGS: RelaySettings = { historySize: 5, historyTtlSeconds: 2, idempotencyTtlSeconds: 2 }
+export const RELAY_TEST_SETTINGS: RelaySettings = { historySize: 5, historyTtlSeconds: 2, idempotencyTtlSeconds: 2, inboundMaxLength: 1000 }
 
 /** Offsets carry the epoch as `<epoch>:<seq>` (src/server/engine/offsets.ts). */
 const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
@@ -61,6 +61,17 @@ export async function relayContract (
       t.teardown(async () => { await underTest.engine.close() })
       return underTest
     }
+
+    await t.test('appendInbound: once per (session, id) within the idempotency TTL', async (t) => {
+      const { engine } = await setup(t)
+      const message = { userId: 'alice', sessionId: 's1', connectionId: 'c1', id: 'm1', data: '{"a":1}' }
+      t.equal(await engine.appendInbound(message), true)
+      t.equal(await engine.appendInbound({ ...message, connectionId: 'c2' }), false, 'a retry from another connection of the session')
+      t.equal(await engine.appendInbound({ ...message, sessionId: 's2' }), true, 'another session')
+      t.equal(await engine.appendInbound({ ...message, id: 'm2' }), true, 'another id')
+      await new Promise((resolve) => setTimeout(resolve, RELAY_TEST_SETTINGS.idempotencyTtlSeconds * 1000 + 300))
+      t.equal(await engine.appendInbound(message), true, 'remembered no longer than the TTL')
+    })
 
     await t.test('publish: seq starts at 1 and grows by exactly 1; the epoch is stable per channel', async (t) => {
       const { engine } = await setup(t)
