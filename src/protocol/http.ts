@@ -75,3 +75,23 @@ export const DisconnectBody = Type.Object({
 export type DisconnectBody = Static<typeof DisconnectBody>
 
 export const DisconnectResponse = Type.Object({ requested: Type.Literal(true) })
+
+export const PollQuery = Type.Object({
+  channel: ChannelName,
+  since: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}:[0-9]{1,15}$' })),
+  timeoutMs: Type.Integer({ minimum: 0, maximum: 30000, default: 25000 })
+})
+export type PollQuery = Static<typeof PollQuery>
+
+export const PollResponse = Type.Object({
+  messages: Type.Array(Type.Object({
+    type: Type.Literal('message'),
+    channel: Type.String(),
+    offset: Type.String(),
+    data: Type.Unknown()
+  })),
+  /** Poll again with this as `since`. */
+  offset: Type.String(),
+  /** False: `since` predates the retained history (messages were missed). */
+  recovered: Type.Boolean()
+})

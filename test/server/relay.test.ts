@@ -206,3 +206,41 @@ await t.test('POST /v1/disconnect closes every socket of a user or a session on 
   t.same(await daveOtherSession.frame(1), { type: 'pong', id: 'alive' }, "dave's other session is untouched")
   daveOtherSession.close()
 })
+
+await t.test('GET /v1/poll: long-polls history, returns early on publish, times out empty', async (t) => {
+  const token = await mintDevToken({ secret: TEST_SECRET, sub: 'alice', sessionId: 's1', channels: ['chat:*'] })
+  const poll = async (gateway: Gateway, query: string, bearer = token): Promise<{ status: number, body: Record<string, unknown>, ms: number }> => {
+    const started = Date.now()
+    const response = await fetch(`${gateway.baseUrl}/v1/poll?${query}`, { headers: { authorization: `Bearer ${bearer}` } })
+    return { status: response.status, body: await response.json() as Record<string, unknown>, ms: Date.now() - started }
+  }
+  const position = await poll(a, 'channel=chat:poll')
+  t.equal(position.status, 200)
+  t.same(position.body.messages, [])
+  t.equal(position.body.recovered, true)
+  const since = position.body.offset as string
+
+  // Waits on instance B; the publish goes through instance A.
+  const pending = poll(b, `channel=chat:poll&since=${since}&timeoutMs=10000`)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const published = await publish(a, { channel: 'chat:poll', data: { n: 1 } })
+  const answered = await pending
+  t.equal(answered.status, 200)
+  t.ok(answered.ms < 5000, `returned as soon as the message arrived (${answered.ms} ms)`)
+  t.same(answered.body.messages, [{ type: 'message', channel: 'chat:poll', offset: published.body.offset, data: { n: 1 } }])
+  t.equal(answered.body.offset, published.body.offset)
+
+  const empty = await poll(a, `channel=chat:poll&since=${String(published.body.offset)}&timeoutMs=300`)
+  t.equal(empty.status, 200)
+  t.same(empty.body.messages, [])
+  t.equal(empty.body.offset, published.body.offset)
+  t.ok(empty.ms >= 250, 'waited for the timeout')
+
+  const forbidden = await poll(a, 'channel=user:bob')
+  t.equal(forbidden.status, 403)
+  t.match(forbidden.body, { error: 'FORBIDDEN', code: 'FORBIDDEN_CHANNEL' })
+  const tooLong = await poll(a, 'channel=chat:poll&timeoutMs=60000')
+  t.equal(tooLong.status, 400)
+  const noSession = await poll(a, 'channel=chat:poll', await mintDevToken({ secret: TEST_SECRET, sub: 'alice' }))
+  t.equal(noSession.body.code, 'MISSING_SESSION')
+})

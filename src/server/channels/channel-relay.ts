@@ -15,6 +15,8 @@ export interface ChannelSubscription {
 interface ChannelState {
   readonly channel: string
   readonly subscribers: Set<Connection>
+  /** Long-polls waiting for this channel's next message (GET /v1/poll). */
+  readonly waiters: Set<() => void>
   /** Resolves once the engine delivers this channel's live messages here. */
   readonly listening: Promise<void>
   /** Last message seen live (or the position read when listening began). */
@@ -110,6 +112,42 @@ export class ChannelRelay {
     }
   }
 
+  /**
+   * Listens to a channel for a long-poll: `ready` resolves once live messages are
+   * received, `next(ms)` when one arrives (at once if one already did) or the time
+   * is up. `close()` must be called. Open it before reading history, so a message
+   * published in between is not missed.
+   */
+  openWaiter (channel: string): { ready: Promise<void>, next: (timeoutMs: number) => Promise<boolean>, close: () => void } {
+    const state = this.#join(channel)
+    let arrived = false
+    let wake: (() => void) | undefined
+    const waiter = (): void => {
+      arrived = true
+      wake?.()
+    }
+    state.waiters.add(waiter)
+    let open = true
+    return {
+      ready: state.listening,
+      next: async (timeoutMs) => {
+        if (arrived) return true
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, timeoutMs)
+          wake = () => { clearTimeout(timer); resolve() }
+        })
+        return arrived
+      },
+      close: () => {
+        wake?.()
+        if (!open) return
+        open = false
+        state.waiters.delete(waiter)
+        this.#leave(channel)
+      }
+    }
+  }
+
   unsubscribe (connection: Connection, channel: string): void {
     if (connection.subscriptions.delete(channel)) this.#leave(channel, connection)
   }
@@ -120,25 +158,25 @@ export class ChannelRelay {
     connection.subscriptions.clear()
   }
 
-  #join (channel: string, connection: Connection): ChannelState {
+  #join (channel: string, connection?: Connection): ChannelState {
     let state = this.#channels.get(channel)
     if (state === undefined) {
       const listening = this.#engine.listen(channel)
-      state = { channel, subscribers: new Set(), listening, epoch: '', seq: 0, tail: Promise.resolve() }
+      state = { channel, subscribers: new Set(), waiters: new Set(), listening, epoch: '', seq: 0, tail: Promise.resolve() }
       const created = state
       // A failed listen is not kept: the next subscriber tries again.
       listening.catch(() => { if (this.#channels.get(channel) === created) this.#channels.delete(channel) })
       this.#channels.set(channel, state)
     }
-    state.subscribers.add(connection)
+    if (connection !== undefined) state.subscribers.add(connection)
     return state
   }
 
-  #leave (channel: string, connection: Connection): void {
+  #leave (channel: string, connection?: Connection): void {
     const state = this.#channels.get(channel)
     if (state === undefined) return
-    state.subscribers.delete(connection)
-    if (state.subscribers.size > 0) return
+    if (connection !== undefined) state.subscribers.delete(connection)
+    if (state.subscribers.size > 0 || state.waiters.size > 0) return
     this.#channels.delete(channel)
     this.#engine.unlisten(channel).catch(() => {})
   }
@@ -201,6 +239,7 @@ export class ChannelRelay {
     if (state.epoch !== message.epoch && state.epoch !== '') this.#announceLoss(state, message.epoch, message.seq - 1)
     state.epoch = message.epoch
     state.seq = message.seq
+    for (const wake of state.waiters) wake()
     const text = messageFrameText(message)
     for (const connection of state.subscribers) {
       const subscription = connection.subscriptions.get(state.channel)

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { GatewayError } from '../../errors.js'
 import publishRoute, { type PublishRouteOptions } from './publish.js'
 import disconnectRoute from './disconnect.js'
+import pollRoute from './poll.js'
 
 /**
  * The backend and fallback API under /v1 (SPEC §3). Every route here needs the
@@ -14,4 +15,5 @@ export default async function v1Routes (app: FastifyInstance, options: PublishRo
   })
   await app.register(publishRoute, options)
   await app.register(disconnectRoute)
+  await app.register(pollRoute)
 }
