@@ -244,3 +244,20 @@ await t.test('GET /v1/poll: long-polls history, returns early on publish, times 
   const noSession = await poll(a, 'channel=chat:poll', await mintDevToken({ secret: TEST_SECRET, sub: 'alice' }))
   t.equal(noSession.body.code, 'MISSING_SESSION')
 })
+
+await t.test('the per-connection channel cap answers TOO_MANY_CHANNELS and keeps the socket open', async (t) => {
+  const capped = await startGateway(t, { ...env, WS_MAX_CHANNELS_PER_CONNECTION: '2' })
+  const client = await session(capped)
+  for (const [index, channel] of ['chat:1', 'chat:2', 'chat:3'].entries()) client.send({ type: 'subscribe', channel, id: index })
+  const replies = await Promise.all([1, 2, 3].map(async (index) => await client.frame(index)))
+  // The refusal is immediate; the two subscriptions answer after their history read.
+  const byId = replies.map((reply) => [reply.id, reply.type, reply.code]).sort((x, y) => Number(x[0]) - Number(y[0]))
+  t.same(byId, [[0, 'subscribed', undefined], [1, 'subscribed', undefined], [2, 'error', 'TOO_MANY_CHANNELS']])
+  client.send({ type: 'subscribe', channel: 'chat:1', id: 'again' })
+  t.match(await client.frame(4), { type: 'subscribed', id: 'again' }, 're-subscribing a joined channel is not a new one')
+  client.send({ type: 'unsubscribe', channel: 'chat:2' })
+  await client.frame(5)
+  client.send({ type: 'subscribe', channel: 'chat:3', id: 'now' })
+  t.match(await client.frame(6), { type: 'subscribed', channel: 'chat:3', id: 'now' })
+  client.close()
+})
