@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { EngineUnavailableError, type Engine, type TicketRecord } from '../../src/server/engine/engine.js'
+import { rejectionOf, sleep } from '../helpers/async.js'
 
 export interface EngineUnderTest {
   readonly engine: Engine
@@ -22,20 +23,6 @@ function freshHash (): string {
 function record (overrides: Partial<TicketRecord> = {}): TicketRecord {
   const issuedAt = Date.now()
   return { sub: 'alice', sessionId: 's1', issuedAt, expiresAt: issuedAt + 30_000, channels: ['chat:*'], ...overrides }
-}
-
-/** The error a promise rejects with, or `undefined` if it resolves. */
-async function rejectionOf (pending: Promise<unknown>): Promise<unknown> {
-  try {
-    await pending
-    return undefined
-  } catch (err) {
-    return err
-  }
-}
-
-async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 export async function engineContract (t: Test, name: string, makeEngine: () => Promise<EngineUnderTest>): Promise<void> {

@@ -14,6 +14,7 @@ import {
   type RelaySettings
 } from '../../src/server/engine/engine.js'
 import { eventually } from '../helpers/gateway.js'
+import { rejectionOf, sleep } from '../helpers/async.js'
 
 export interface RelayUnderTest {
   readonly engine: Engine
@@ -26,19 +27,6 @@ export const RELAY_TEST_SETTINGS: RelaySettings = { historySize: 5, historyTtlSe
 
 /** Offsets carry the epoch as `<epoch>:<seq>` (src/server/engine/offsets.ts). */
 const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
-
-async function rejectionOf (pending: Promise<unknown>): Promise<unknown> {
-  try {
-    await pending
-    return undefined
-  } catch (err) {
-    return err
-  }
-}
-
-async function sleep (ms: number): Promise<void> {
-  await new Promise((resolve) => setTimeout(resolve, ms))
-}
 
 /** Every live message the engine delivers, in arrival order. */
 function collect (engine: Engine): ChannelMessage[] {
