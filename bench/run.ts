@@ -4,6 +4,7 @@
  *
  *   npm run bench                              # default run (~1 min)
  *   npm run bench -- --duration 5 --rounds 1   # shorter
+ *   npm run bench -- --skip-fanout             # without the fan-out phase (bench/fanout.ts)
  *
  * Where the gateway's CPU goes: bench/profile.ts and bench/micro.ts.
  *
@@ -18,6 +19,7 @@ import { RedisServer } from '../test/helpers/redis-server.js'
 import { ServerChild } from './lib/child.js'
 import { loadPhase, type PhaseResult } from './lib/load.js'
 import { connectPhase } from './lib/connects.js'
+import { runFanout, writeFanoutResult } from './fanout.js'
 import { phaseTable } from './lib/report.js'
 import { WS_PATH, gatewayEnv, gitRevision, log, median, mintTokens } from './lib/setup.js'
 
@@ -31,7 +33,9 @@ const { values: args } = parseArgs({
     connects: { type: 'string', default: '2000' },
     'connect-concurrency': { type: 'string', default: '50' },
     'log-level': { type: 'string', default: 'info' },
-    'jwt-cache-size': { type: 'string', default: '10000' }
+    'jwt-cache-size': { type: 'string', default: '10000' },
+    'fanout-subscribers': { type: 'string', default: '1000' },
+    'skip-fanout': { type: 'boolean', default: false }
   }
 })
 
@@ -52,6 +56,7 @@ const CONNECT_WARMUP = 3000
 const LOG_LEVEL = args['log-level'] ?? 'info'
 // 0 measures every request paying a full JWT verification (no verified-token cache).
 const JWT_CACHE_SIZE = bounded('jwt-cache-size', args['jwt-cache-size'], 0, 1_000_000)
+const FANOUT_SUBSCRIBERS = bounded('fanout-subscribers', args['fanout-subscribers'], 1, 5000)
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 
 const loadAverage = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
@@ -156,4 +161,13 @@ try {
   log(`results written to ${file}`)
 } finally {
   await cleanup()
+}
+
+// Fan-out (issue 3), after the servers above are stopped: its own redis-server and children.
+if (args['skip-fanout'] !== true) {
+  log(`fan-out: ${FANOUT_SUBSCRIBERS} subscribers on one channel, gateway vs bare ws (--skip-fanout to leave out)`)
+  const fanout = await runFanout(FANOUT_SUBSCRIBERS, LOG_LEVEL)
+  console.log(`\n${fanout.report}`)
+  writeFanoutResult(fanout, gitRevision())
+  if (!fanout.clean) process.exitCode = 1
 }
