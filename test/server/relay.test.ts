@@ -261,3 +261,16 @@ await t.test('the per-connection channel cap answers TOO_MANY_CHANNELS and keeps
   t.match(await client.frame(6), { type: 'subscribed', channel: 'chat:3', id: 'now' })
   client.close()
 })
+
+await t.test('the embedded engine serves the same relay on one instance', async (t) => {
+  const solo = await startGateway(t, { WS_MESSAGE_BURST: '1000' })
+  t.equal(solo.app.engine.kind, 'memory')
+  const client = await session(solo)
+  client.send({ type: 'subscribe', channel: 'chat:solo', id: 1 })
+  t.match(await client.frame(1), { type: 'subscribed', id: 1, recovered: true })
+  const published = await publish(solo, { channel: 'chat:solo', data: 'hi' })
+  t.same(await client.frame(2), { type: 'message', channel: 'chat:solo', offset: published.body.offset, data: 'hi' })
+  client.send({ type: 'send', id: 'up', data: 1 })
+  t.same(await client.frame(3), { type: 'ack', id: 'up' })
+  client.close()
+})
