@@ -42,10 +42,11 @@ await t.test("a subscriber's instance is SIGKILLed: the client resumes on the ot
   await first.frame(6)
   const lastSeen = first.frames.at(-1)!.offset as string
 
+  const exited = once(child, 'exit')
   child.kill('SIGKILL')
   const closed = await first.closed
   t.equal(closed.code, 1006, 'the socket died with the process')
-  await once(child, 'exit')
+  await exited
   for (let n = 5; n < 10; n += 1) await publish(survivor, { channel: 'orders:42', data: n })
 
   const second = new TestClient(`${survivor.wsUrl}?ticket=${await requestTicket(survivor, token)}`)
