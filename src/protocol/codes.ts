@@ -60,7 +60,6 @@ export const codes = {
   INSUFFICIENT_SCOPE: { status: 403, error: 'FORBIDDEN', message: 'Token lacks the required scope', action: 'stop' },
   SLOW_CONSUMER: { close: 1013, message: 'Client did not drain its buffer in time', action: 'retry' },
   SESSION_REVOKED: { close: 4403, message: 'Session was revoked', action: 'stop' },
-  HEARTBEAT_TIMEOUT: { close: 1001, message: 'Peer missed two heartbeats', action: 'retry' },
 
   // Generic HTTP
   BAD_REQUEST: { status: 400, error: 'BAD_REQUEST', message: 'Request is invalid', action: 'fix' },
