@@ -1,0 +1,6 @@
+/**
+ * realtime-gateway/client: the browser and Node SDK (SPEC §6). Zero runtime
+ * dependencies: fetch and WebSocket are the platform's, or injected.
+ */
+export { TicketManager, type Ticket, type TicketManagerOptions, type TokenProvider } from './ticket-manager.js'
+export { GatewayClientError, TicketError, AuthenticationError, ConnectionError } from './errors.js'

@@ -1,0 +1,133 @@
+import { AuthenticationError, ConnectionError, TicketError } from './errors.js'
+
+export interface Ticket {
+  readonly ticket: string
+  /** Epoch milliseconds. */
+  readonly expiresAt: number
+}
+
+/** Supplies the app's JWT; `forceRefresh` after the gateway refused the last one. */
+export type TokenProvider = (options: { forceRefresh: boolean }) => Promise<string>
+
+export interface TicketManagerOptions {
+  /** The gateway's origin, e.g. `https://rt.example.com`. */
+  readonly baseUrl: string
+  readonly getToken: TokenProvider
+  readonly fetch?: typeof fetch
+  /** Waits after a 503 WS_TICKET_REDIS_NOT_READY (SPEC §6): 200 ms, 500 ms, 1 s, then a hard failure. */
+  readonly notReadyRetryDelaysMs?: readonly number[]
+  /** 429s honoured (waiting Retry-After) before giving up. */
+  readonly maxRateLimitRetries?: number
+  /** Injected for tests; `setTimeout` otherwise. */
+  readonly sleep?: (ms: number) => Promise<void>
+  readonly now?: () => number
+}
+
+interface ErrorBody { code?: string, message?: string }
+
+const defaultSleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+/** Tickets this close to expiry are not handed out: the upgrade must still find them valid. */
+const EXPIRY_MARGIN_MS = 2000
+
+/**
+ * Gets WebSocket tickets (SPEC §6). One request is in flight at a time and every
+ * concurrent caller shares it; a ticket is single-use, so once a connection has
+ * consumed it (`markUsed`) the next caller gets a fresh one. Nothing renews tickets
+ * on a timer: they are connection credentials, needed only to connect.
+ */
+export class TicketManager {
+  readonly #options: TicketManagerOptions
+  readonly #fetch: typeof fetch
+  readonly #sleep: (ms: number) => Promise<void>
+  readonly #now: () => number
+  #current: Ticket | undefined
+  #inFlight: Promise<Ticket> | undefined
+  #requests = 0
+
+  constructor (options: TicketManagerOptions) {
+    this.#options = options
+    this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis)
+    this.#sleep = options.sleep ?? defaultSleep
+    this.#now = options.now ?? Date.now
+  }
+
+  /** An unused, unexpired ticket: the one held, the one being fetched, or a new one. */
+  async getValidTicket (): Promise<Ticket> {
+    const current = this.#current
+    if (current !== undefined && current.expiresAt - EXPIRY_MARGIN_MS > this.#now()) return current
+    return await this.refreshTicket()
+  }
+
+  /** A new ticket, shared with every caller asking while it is being fetched. */
+  async refreshTicket (): Promise<Ticket> {
+    this.#current = undefined
+    this.#inFlight ??= this.#fetchTicket().finally(() => { this.#inFlight = undefined })
+    return await this.#inFlight
+  }
+
+  /** A connection consumed `ticket`: it is never handed out again. */
+  markUsed (ticket: Ticket): void {
+    if (this.#current?.ticket === ticket.ticket) this.#current = undefined
+  }
+
+  clear (): void {
+    this.#current = undefined
+  }
+
+  getDebugInfo (): { hasTicket: boolean, expiresAt?: number, inFlight: boolean, requests: number } {
+    return { hasTicket: this.#current !== undefined, expiresAt: this.#current?.expiresAt, inFlight: this.#inFlight !== undefined, requests: this.#requests }
+  }
+
+  async #fetchTicket (): Promise<Ticket> {
+    const notReadyDelays = this.#options.notReadyRetryDelaysMs ?? [200, 500, 1000]
+    const maxRateLimitRetries = this.#options.maxRateLimitRetries ?? 3
+    let notReadyRetries = 0
+    let rateLimitRetries = 0
+    let refreshedToken = false
+    let token = await this.#options.getToken({ forceRefresh: false })
+
+    for (;;) {
+      const response = await this.#post(token)
+      if (response.status === 200) {
+        const body = await response.json() as { ticket: string, expiresAt: string }
+        const ticket = { ticket: body.ticket, expiresAt: Date.parse(body.expiresAt) }
+        this.#current = ticket
+        return ticket
+      }
+      const error = await response.json().catch(() => ({})) as ErrorBody
+      const code = error.code ?? `HTTP_${response.status}`
+      const message = error.message ?? `ticket request failed with ${response.status}`
+
+      if (response.status === 503 && code === 'WS_TICKET_REDIS_NOT_READY') {
+        const delay = notReadyDelays[notReadyRetries]
+        if (delay === undefined) throw new TicketError(code, message, { status: 503 })
+        notReadyRetries += 1
+        await this.#sleep(delay)
+        continue
+      }
+      if (response.status === 401) {
+        if (code === 'MISSING_SESSION' || refreshedToken) throw new AuthenticationError(code, message, { status: 401 })
+        refreshedToken = true
+        token = await this.#options.getToken({ forceRefresh: true })
+        continue
+      }
+      if (response.status === 429 && rateLimitRetries < maxRateLimitRetries) {
+        rateLimitRetries += 1
+        const retryAfterSeconds = Number(response.headers.get('retry-after') ?? '1')
+        await this.#sleep(Math.min(Number.isFinite(retryAfterSeconds) ? retryAfterSeconds : 1, 60) * 1000)
+        continue
+      }
+      throw new TicketError(code, message, { status: response.status })
+    }
+  }
+
+  async #post (token: string): Promise<Response> {
+    this.#requests += 1
+    try {
+      return await this.#fetch(`${this.#options.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+    } catch (err) {
+      throw new ConnectionError('NETWORK_ERROR', 'the gateway could not be reached', { cause: err })
+    }
+  }
+}
