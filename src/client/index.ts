@@ -4,3 +4,4 @@
  */
 export { TicketManager, type Ticket, type TicketManagerOptions, type TokenProvider } from './ticket-manager.js'
 export { GatewayClientError, TicketError, AuthenticationError, ConnectionError } from './errors.js'
+export { Backoff, type BackoffOptions } from './backoff.js'
