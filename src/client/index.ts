@@ -5,3 +5,4 @@
 export { TicketManager, type Ticket, type TicketManagerOptions, type TokenProvider } from './ticket-manager.js'
 export { GatewayClientError, TicketError, AuthenticationError, ConnectionError } from './errors.js'
 export { Backoff, type BackoffOptions } from './backoff.js'
+export { Subscriptions, type SubscriptionEvents } from './subscriptions.js'

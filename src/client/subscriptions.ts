@@ -1,0 +1,71 @@
+/**
+ * The client's channel state (SPEC §6 resume): the last offset seen per channel, the
+ * `subscribe` frames to send again after a reconnect, and duplicate suppression.
+ * Offsets are `<epoch>:<seq>` (docs/protocol.md); the SDK compares `seq` within an
+ * epoch and treats anything else as opaque.
+ */
+export interface SubscriptionEvents {
+  /** A message the app has not seen yet, in order. */
+  onMessage: (channel: string, data: unknown, offset: string) => void
+  /** The server could not replay what was missed (`recovered:false`): the app should refetch state. */
+  onRecoveryFailed: (channel: string) => void
+}
+
+interface ChannelPosition { epoch: string, seq: number }
+
+function parse (offset: string): ChannelPosition | undefined {
+  const separator = offset.lastIndexOf(':')
+  if (separator <= 0) return undefined
+  const seq = Number(offset.slice(separator + 1))
+  return Number.isSafeInteger(seq) ? { epoch: offset.slice(0, separator), seq } : undefined
+}
+
+export class Subscriptions {
+  readonly #positions = new Map<string, ChannelPosition | undefined>()
+  readonly #events: SubscriptionEvents
+
+  constructor (events: SubscriptionEvents) {
+    this.#events = events
+  }
+
+  get channels (): string[] {
+    return [...this.#positions.keys()]
+  }
+
+  add (channel: string): void {
+    if (!this.#positions.has(channel)) this.#positions.set(channel, undefined)
+  }
+
+  remove (channel: string): void {
+    this.#positions.delete(channel)
+  }
+
+  /** The `subscribe` frames for a (re)connect: with `since` where an offset is known. */
+  subscribeFrames (): Array<{ type: 'subscribe', channel: string, since?: string }> {
+    return this.channels.map((channel) => {
+      const position = this.#positions.get(channel)
+      return position === undefined
+        ? { type: 'subscribe', channel }
+        : { type: 'subscribe', channel, since: `${position.epoch}:${position.seq}` }
+    })
+  }
+
+  /** Handles `subscribed`: its offset is where the following messages continue from. */
+  onSubscribed (channel: string, offset: string, recovered: boolean): void {
+    if (!this.#positions.has(channel)) return
+    const previous = this.#positions.get(channel)
+    this.#positions.set(channel, parse(offset))
+    // A first subscribe has nothing to recover; afterwards `false` means messages were lost.
+    if (!recovered && previous !== undefined) this.#events.onRecoveryFailed(channel)
+  }
+
+  /** Handles `message`: delivered once, in order; a replayed duplicate is dropped. */
+  onMessage (channel: string, offset: string, data: unknown): void {
+    if (!this.#positions.has(channel)) return
+    const position = parse(offset)
+    const last = this.#positions.get(channel)
+    if (position !== undefined && last !== undefined && position.epoch === last.epoch && position.seq <= last.seq) return
+    this.#positions.set(channel, position)
+    this.#events.onMessage(channel, data, offset)
+  }
+}

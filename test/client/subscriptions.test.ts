@@ -1,0 +1,53 @@
+import t from 'tap'
+import { Subscriptions } from '../../src/client/subscriptions.js'
+
+function harness (): { subscriptions: Subscriptions, delivered: Array<[string, unknown, string]>, lost: string[] } {
+  const delivered: Array<[string, unknown, string]> = []
+  const lost: string[] = []
+  const subscriptions = new Subscriptions({
+    onMessage: (channel, data, offset) => { delivered.push([channel, data, offset]) },
+    onRecoveryFailed: (channel) => { lost.push(channel) }
+  })
+  return { subscriptions, delivered, lost }
+}
+
+await t.test('remembers the last offset and resubscribes with since', async (t) => {
+  const { subscriptions } = harness()
+  subscriptions.add('chat:a')
+  subscriptions.add('chat:b')
+  t.same(subscriptions.subscribeFrames(), [{ type: 'subscribe', channel: 'chat:a' }, { type: 'subscribe', channel: 'chat:b' }])
+  subscriptions.onSubscribed('chat:a', 'E1:0', true)
+  subscriptions.onMessage('chat:a', 'E1:1', 'x')
+  subscriptions.onMessage('chat:a', 'E1:2', 'y')
+  t.same(subscriptions.subscribeFrames(), [{ type: 'subscribe', channel: 'chat:a', since: 'E1:2' }, { type: 'subscribe', channel: 'chat:b' }])
+  subscriptions.remove('chat:b')
+  t.same(subscriptions.channels, ['chat:a'])
+})
+
+await t.test('drops duplicates at the resume seam; a new epoch is accepted', async (t) => {
+  const { subscriptions, delivered } = harness()
+  subscriptions.add('c')
+  subscriptions.onSubscribed('c', 'E1:0', true)
+  for (const seq of [1, 2, 2, 1, 3]) subscriptions.onMessage('c', `E1:${seq}`, seq)
+  subscriptions.onMessage('c', 'E2:1', 'new epoch')
+  t.same(delivered.map(([, data]) => data), [1, 2, 3, 'new epoch'])
+})
+
+await t.test('recovered:false after a resume is surfaced; on a first subscribe it is not', async (t) => {
+  const { subscriptions, lost } = harness()
+  subscriptions.add('c')
+  subscriptions.onSubscribed('c', 'E1:5', false)
+  t.same(lost, [], 'first subscribe: nothing to recover')
+  subscriptions.onMessage('c', 'E1:6', 1)
+  subscriptions.onSubscribed('c', 'E2:0', false)
+  t.same(lost, ['c'])
+  t.same(subscriptions.subscribeFrames(), [{ type: 'subscribe', channel: 'c', since: 'E2:0' }])
+})
+
+await t.test('frames for channels not subscribed are ignored', async (t) => {
+  const { subscriptions, delivered } = harness()
+  subscriptions.onMessage('other', 'E1:1', 1)
+  subscriptions.onSubscribed('other', 'E1:1', false)
+  t.same(delivered, [])
+  t.same(subscriptions.channels, [])
+})
