@@ -228,10 +228,7 @@ export class ChannelRelay {
     state.seq = seq
     for (const connection of state.subscribers) {
       const subscription = connection.subscriptions.get(state.channel)
-      if (subscription === undefined || subscription.pending !== null) continue
-      subscription.epoch = epoch
-      subscription.lastSeq = seq
-      connection.send({ type: 'subscribed', channel: state.channel, offset: formatOffset({ epoch, seq }), recovered: false })
+      if (subscription !== undefined && subscription.pending === null) this.#restart(connection, subscription, state.channel, epoch, seq)
     }
   }
 
@@ -247,16 +244,19 @@ export class ChannelRelay {
     }
   }
 
+  /** Tells one subscriber its history is lost and moves it to the new position (SPEC §5). */
+  #restart (connection: Connection, subscription: ChannelSubscription, channel: string, epoch: string, seq: number): void {
+    subscription.epoch = epoch
+    subscription.lastSeq = seq
+    connection.send({ type: 'subscribed', channel, offset: formatOffset({ epoch, seq }), recovered: false })
+  }
+
   #deliver (connection: Connection, subscription: ChannelSubscription, message: ChannelMessage, text: string): void {
     if (subscription.pending !== null) {
       subscription.pending.push(message)
       return
     }
-    if (message.epoch !== subscription.epoch) {
-      subscription.epoch = message.epoch
-      subscription.lastSeq = message.seq - 1
-      connection.send({ type: 'subscribed', channel: message.channel, offset: formatOffset({ epoch: message.epoch, seq: message.seq - 1 }), recovered: false })
-    }
+    if (message.epoch !== subscription.epoch) this.#restart(connection, subscription, message.channel, message.epoch, message.seq - 1)
     if (message.seq <= subscription.lastSeq) return // replayed already: no duplicate at the seam
     subscription.lastSeq = message.seq
     connection.sendText(text)
