@@ -4,7 +4,7 @@ import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import type { Engine, EngineLogger } from './engine/engine.js'
 import { MemoryEngine } from './engine/memory-engine.js'
-import { RedisEngine } from './engine/redis-engine.js'
+import { RedisEngine, type RedisCommandObserver } from './engine/redis-engine.js'
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { TicketService } from './tickets/ticket-service.js'
@@ -15,7 +15,8 @@ import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
 import errorHandlerPlugin from './plugins/error-handler.js'
 import healthRoutes from './routes/health.js'
-import metricsRoute from './routes/metrics.js'
+import metricsPlugin from './plugins/metrics.js'
+import openapiPlugin from './plugins/openapi.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
 import v1Routes from './routes/v1/index.js'
@@ -49,20 +50,22 @@ const DRAIN_SETTLE_SHARE = 0.2
 /** SPEC §3: the same idempotencyKey within 5 minutes gets the same offset back. */
 const IDEMPOTENCY_TTL_SECONDS = 300
 
-export function createEngine (config: Config, logger: EngineLogger): Engine {
+/** The engine the configuration names: Redis on its topology (REDIS_URL, Sentinel, Cluster) or the embedded one. */
+export function createEngine (config: Config, logger: EngineLogger, options: { readonly onCommand?: RedisCommandObserver } = {}): Engine {
   const relay = {
     historySize: config.historySize,
     historyTtlSeconds: config.historyTtlSeconds,
     idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS,
     inboundMaxLength: config.inboundMaxLength
   }
-  if (config.redisUrl === undefined) return new MemoryEngine({ relay })
+  if (config.redis === undefined) return new MemoryEngine({ relay })
   return new RedisEngine({
-    url: config.redisUrl,
+    topology: config.redis,
     keyPrefix: config.redisKeyPrefix,
     commandTimeoutMs: config.redisCommandTimeoutMs,
     logger,
-    relay
+    relay,
+    ...(options.onCommand === undefined ? {} : { onCommand: options.onCommand })
   })
 }
 
@@ -81,16 +84,27 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     forceCloseConnections: 'idle'
   })
 
-  const engine = createEngine(config, app.log.child({ component: 'engine' }))
+  // Metrics come first: the engine reports each Redis command into them. Engine state,
+  // drain and channels are read when scraped (the closures run after wiring).
+  const metrics: GatewayMetrics = new GatewayMetrics({
+    processMetrics: options.processMetrics,
+    sources: {
+      engineKind: () => engine.kind,
+      engineReady: () => engine.isReady(),
+      draining: (): boolean => hub.draining,
+      channels: (): number => relay.channelCount
+    }
+  })
+  const engine = createEngine(config, app.log.child({ component: 'engine' }), { onCommand: metrics.observeRedisCommand })
   if (engine.kind === 'memory') {
     app.log.warn({ event: 'engine.memory' }, 'REDIS_URL is unset: using the embedded memory engine (one instance only, nothing shared)')
   }
 
-  const metrics = new GatewayMetrics({ processMetrics: options.processMetrics })
   const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }) })
   app.decorate('metrics', metrics)
   app.decorate('hub', hub)
-  app.decorate('relay', new ChannelRelay({ engine, logger: app.log.child({ component: 'relay' }), maxChannelsPerConnection: config.wsMaxChannelsPerConnection }))
+  const relay = new ChannelRelay({ engine, logger: app.log.child({ component: 'relay' }), maxChannelsPerConnection: config.wsMaxChannelsPerConnection, metrics })
+  app.decorate('relay', relay)
   app.decorate('verifyToken', await createTokenVerifier(config.jwt))
   app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics }))
 
@@ -103,6 +117,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(enginePlugin, { engine })
   await app.register(errorHandlerPlugin)
+  // Before any route, so the document sees them all.
+  await app.register(openapiPlugin)
   await app.register(websocket, {
     options: { maxPayload: config.wsMaxPayloadBytes },
     // Errors on an open socket (e.g. an oversize frame) are already answered by ws
@@ -127,8 +143,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     }
   })
 
+  // Before the routes: its response hook times every one of them. /metrics goes on
+  // METRICS_PORT instead of the main port when that is set.
+  await app.register(metricsPlugin, { metrics, port: config.metricsPort, host: config.host })
   await app.register(healthRoutes)
-  await app.register(metricsRoute)
   await app.register(ticketRoute, { rateLimit: config.ticketRateLimit, keyPrefix: config.redisKeyPrefix })
   await app.register(v1Routes, { maxFrameBytes: config.wsMaxPayloadBytes })
   await app.register(wsRoute, {

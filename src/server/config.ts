@@ -4,15 +4,26 @@
  */
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
+import { RedisTopologyError, topologyFromEnv, type RedisTopology } from './engine/redis-topology.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   NODE_ENV: Type.Optional(Type.String()),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  REDIS_KEY_PREFIX: Type.String({ default: 'rtgw:', maxLength: 64 }),
+  // Sentinel and Cluster (docs/redis.md); topologyFromEnv checks how they combine.
+  REDIS_SENTINELS: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_SENTINEL_NAME: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_TLS: Type.Optional(Type.Boolean()),
+  // No braces: the gateway places the hash tags that keep each script in one Cluster slot.
+  REDIS_KEY_PREFIX: Type.String({ default: 'rtgw:', maxLength: 64, pattern: '^[^{}]*$' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 1000 }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
@@ -64,8 +75,13 @@ export interface JwtConfig {
 export interface Config {
   readonly port: number
   readonly host: string
+  /** Serve /metrics on this port (same HOST) instead of the main one; undefined: main port. */
+  readonly metricsPort?: number
   readonly production: boolean
+  /** The standalone URL (REDIS_URL); undefined on Sentinel and Cluster. */
   readonly redisUrl?: string
+  /** Which Redis the engine runs on; undefined: the embedded memory engine. */
+  readonly redis?: RedisTopology
   readonly redisKeyPrefix: string
   readonly redisCommandTimeoutMs: number
   readonly jwt: JwtConfig
@@ -117,8 +133,18 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
 
   const production = parsed.NODE_ENV === 'production'
   const hasJwtConfig = parsed.JWT_SECRET !== undefined || parsed.JWT_JWKS_URL !== undefined
-  if (production && parsed.REDIS_URL === undefined) {
-    throw new ConfigError('Invalid configuration: REDIS_URL is required when NODE_ENV=production (the embedded engine serves one instance only)')
+  let redis: RedisTopology | undefined
+  try {
+    redis = topologyFromEnv(parsed)
+  } catch (err) {
+    if (!(err instanceof RedisTopologyError)) throw err
+    throw new ConfigError(`Invalid configuration: ${err.message}`)
+  }
+  if (production && redis === undefined) {
+    throw new ConfigError('Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=production (the embedded engine serves one instance only)')
+  }
+  if (parsed.METRICS_PORT !== undefined && parsed.METRICS_PORT !== 0 && parsed.METRICS_PORT === parsed.PORT) {
+    throw new ConfigError('Invalid configuration: METRICS_PORT must differ from PORT (unset it to serve /metrics on the main port)')
   }
   if (production && !hasJwtConfig) {
     throw new ConfigError('Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=production')
@@ -146,8 +172,10 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
   return Object.freeze({
     port: parsed.PORT,
     host: parsed.HOST,
+    metricsPort: parsed.METRICS_PORT,
     production,
     redisUrl: parsed.REDIS_URL,
+    redis: redis === undefined ? undefined : Object.freeze(redis),
     redisKeyPrefix: parsed.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,
     jwt: Object.freeze({

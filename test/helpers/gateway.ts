@@ -24,7 +24,7 @@ export async function startGateway (t: Teardown, env: Record<string, string | un
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   // The app listens before Redis is connected (by design); most tests want it ready.
-  if (config.redisUrl !== undefined && options.waitForEngine !== false) await eventually(() => app.engine.isReady())
+  if (config.redis !== undefined && options.waitForEngine !== false) await eventually(() => app.engine.isReady())
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('not listening')
   return { app, config, baseUrl: `http://127.0.0.1:${address.port}`, wsUrl: `ws://127.0.0.1:${address.port}${config.wsPath}` }

@@ -33,7 +33,7 @@ void t.test('the process refuses to boot with one line on stderr and exit code 1
 
   const production = await boot({ NODE_ENV: 'production' })
   t.equal(production.code, 1)
-  t.equal(production.stderr, 'Invalid configuration: REDIS_URL is required when NODE_ENV=production (the embedded engine serves one instance only)\n')
+  t.equal(production.stderr, 'Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=production (the embedded engine serves one instance only)\n')
   t.equal(production.stdout, '')
 
   const noSecret = await boot({ NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*' })

@@ -19,6 +19,7 @@ void t.test('defaults of every §2 variable', async (t) => {
   t.equal(config.host, '0.0.0.0')
   t.equal(config.production, false)
   t.equal(config.redisUrl, undefined, 'REDIS_URL unset: embedded engine')
+  t.equal(config.redis, undefined, 'no Redis topology at all')
   t.equal(config.redisKeyPrefix, 'rtgw:')
   t.same(config.jwt, {
     secret: TEST_SECRET,
@@ -67,6 +68,7 @@ void t.test('set values are parsed into their types', async (t) => {
   t.equal(config.port, 9090)
   t.equal(config.host, '127.0.0.1')
   t.equal(config.redisUrl, 'rediss://cache.internal:6380/2')
+  t.strictSame(config.redis, { kind: 'standalone', url: 'rediss://cache.internal:6380/2' })
   t.equal(config.redisKeyPrefix, 'gw1:')
   t.same(config.jwt, {
     secret: TEST_SECRET,
@@ -95,6 +97,25 @@ void t.test('invalid values throw a one-line ConfigError naming the variable', a
     [{ PORT: '70000' }, 'PORT', /65535/],
     [{ TICKET_TTL_SECONDS: '0' }, 'TICKET_TTL_SECONDS', />= 1/],
     [{ REDIS_URL: 'http://x' }, 'REDIS_URL', /rediss\?:\/\//],
+    [{ REDIS_KEY_PREFIX: 'gw{1}:' }, 'REDIS_KEY_PREFIX', /pattern/],
+    [{ REDIS_TLS: 'yes', REDIS_CLUSTER_NODES: 'a:1' }, 'REDIS_TLS', /boolean/],
+    [{ REDIS_SENTINELS: '' }, 'REDIS_SENTINELS', /fewer than 1/],
+    [{ REDIS_SENTINELS: 'sentinel-1', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS', /entry "sentinel-1" must be host:port/],
+    [{ REDIS_SENTINELS: 's1:26379,s2:0', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS', /entry "s2:0" must be host:port/],
+    [{ REDIS_SENTINELS: 's1:26379,s1:26379', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS', /lists s1:26379 twice/],
+    [{ REDIS_SENTINELS: ' , ', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS', /at least one host:port/],
+    [{ REDIS_SENTINELS: 's1:26379' }, 'REDIS_SENTINEL_NAME', /required with REDIS_SENTINELS/],
+    [{ REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINEL_NAME', /REDIS_SENTINELS is not/],
+    [{ REDIS_URL: 'redis://a', REDIS_SENTINEL_PASSWORD: 'p' }, 'REDIS_SENTINEL_PASSWORD', /only applies to a Sentinel topology/],
+    [{ REDIS_CLUSTER_NODES: 'node-1:7000,node-2:70000' }, 'REDIS_CLUSTER_NODES', /entry "node-2:70000" must be host:port/],
+    [{ REDIS_CLUSTER_NODES: '::1:7000' }, 'REDIS_CLUSTER_NODES', /IPv6 as \[address\]:port/],
+    [{ REDIS_URL: 'redis://a', REDIS_CLUSTER_NODES: 'b:7000' }, 'REDIS_CLUSTER_NODES', /cannot be combined with REDIS_URL: configure exactly one Redis topology/],
+    [{ REDIS_URL: 'redis://a', REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, 'REDIS_SENTINELS', /cannot be combined with REDIS_URL/],
+    [{ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm', REDIS_CLUSTER_NODES: 'b:7000' }, 'REDIS_CLUSTER_NODES', /cannot be combined with REDIS_SENTINELS/],
+    [{ REDIS_URL: 'redis://a', REDIS_PASSWORD: 'p' }, 'REDIS_PASSWORD', /cannot be combined with REDIS_URL: put credentials in the URL/],
+    [{ REDIS_URL: 'redis://a', REDIS_TLS: 'true' }, 'REDIS_TLS', /use rediss:\/\/ for TLS/],
+    [{ REDIS_USERNAME: 'gw', REDIS_PASSWORD: 'p' }, 'REDIS_USERNAME', /no Redis topology is/],
+    [{ REDIS_CLUSTER_NODES: 'b:7000', REDIS_USERNAME: 'gw' }, 'REDIS_USERNAME', /without REDIS_PASSWORD/],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /./],
     [{ JWT_SECRET: 'too-short-secret' }, 'JWT_SECRET', /32/],
     [{ WS_PATH: 'nope' }, 'WS_PATH', /pattern/],
@@ -113,8 +134,13 @@ void t.test('invalid values throw a one-line ConfigError naming the variable', a
 void t.test('production requirements', async (t) => {
   t.equal(
     configError({ NODE_ENV: 'production' }).message,
-    'Invalid configuration: REDIS_URL is required when NODE_ENV=production (the embedded engine serves one instance only)'
+    'Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=production (the embedded engine serves one instance only)'
   )
+  for (const redis of [{ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, { REDIS_CLUSTER_NODES: 'n:7000' }]) {
+    const production = loadConfig({ NODE_ENV: 'production', JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: '*', ...redis })
+    t.equal(production.production, true, `${Object.keys(redis)[0]!} satisfies production`)
+    t.equal(production.redisUrl, undefined)
+  }
   // Even with a dev-secret resolver, production never falls back to a generated secret.
   t.equal(
     configError({ NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: 'https://app.example.com' }, () => 'dev').message,
@@ -173,4 +199,50 @@ void t.test('the returned config is frozen', async (t) => {
   t.ok(Object.isFrozen(config.wsMessageRate))
   t.throws(() => { (config as { port: number }).port = 1 }, TypeError)
   t.equal(config.port, 8080)
+})
+
+void t.test('METRICS_PORT: unset by default, parsed when set, never the main port', async (t) => {
+  t.equal(loadConfig({ JWT_SECRET: TEST_SECRET }).metricsPort, undefined, 'unset: /metrics on the main port')
+  t.equal(loadConfig({ JWT_SECRET: TEST_SECRET, METRICS_PORT: '9464' }).metricsPort, 9464)
+  t.equal(loadConfig({ JWT_SECRET: TEST_SECRET, PORT: '0', METRICS_PORT: '0' }).metricsPort, 0, '0 (any free port) twice is allowed')
+  t.match(configError({ JWT_SECRET: TEST_SECRET, METRICS_PORT: 'metrics' }).message, /^Invalid configuration: METRICS_PORT must be integer/)
+  t.match(configError({ JWT_SECRET: TEST_SECRET, METRICS_PORT: '70000' }).message, /^Invalid configuration: METRICS_PORT .*65535/)
+  t.equal(
+    configError({ JWT_SECRET: TEST_SECRET, PORT: '9000', METRICS_PORT: '9000' }).message,
+    'Invalid configuration: METRICS_PORT must differ from PORT (unset it to serve /metrics on the main port)'
+  )
+})
+
+void t.test('Redis topologies: Sentinel and Cluster parse into the engine topology', async (t) => {
+  const sentinel = loadConfig({
+    JWT_SECRET: TEST_SECRET,
+    REDIS_SENTINELS: ' sentinel-0.redis:26379 , 10.0.0.7:26380,[fd00::7]:26381 ',
+    REDIS_SENTINEL_NAME: 'gateway-master',
+    REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+    REDIS_USERNAME: 'gateway',
+    REDIS_PASSWORD: 'data-secret',
+    REDIS_TLS: 'true'
+  })
+  t.strictSame(sentinel.redis, {
+    kind: 'sentinel',
+    sentinels: [{ host: 'sentinel-0.redis', port: 26379 }, { host: '10.0.0.7', port: 26380 }, { host: 'fd00::7', port: 26381 }],
+    name: 'gateway-master',
+    sentinelPassword: 'sentinel-secret',
+    username: 'gateway',
+    password: 'data-secret',
+    tls: true
+  })
+  t.equal(sentinel.redisUrl, undefined)
+  t.ok(Object.isFrozen(sentinel.redis))
+
+  t.strictSame(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }).redis,
+    { kind: 'sentinel', sentinels: [{ host: 's', port: 26379 }], name: 'm', tls: false }, 'no auth, no TLS by default')
+
+  t.strictSame(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_CLUSTER_NODES: 'redis-0:7000,redis-1:7001', REDIS_PASSWORD: 'p', REDIS_TLS: 'false' }).redis,
+    { kind: 'cluster', nodes: [{ host: 'redis-0', port: 7000 }, { host: 'redis-1', port: 7001 }], password: 'p', tls: false })
+  t.strictSame(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_CLUSTER_NODES: 'redis-0:7000', REDIS_TLS: 'true' }).redis,
+    { kind: 'cluster', nodes: [{ host: 'redis-0', port: 7000 }], tls: true })
+
+  t.strictSame(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_URL: 'rediss://gateway:s3cret@cache.internal:6380' }).redis,
+    { kind: 'standalone', url: 'rediss://gateway:s3cret@cache.internal:6380' }, 'standalone: TLS and credentials stay in the URL')
 })

@@ -27,7 +27,7 @@ interface StoredTicket {
 }
 
 /**
- * The embedded engine (SPEC §2: used when REDIS_URL is unset). It serves one
+ * The embedded engine (SPEC §2: used when no Redis topology is configured). It serves one
  * instance only: nothing is shared between processes.
  */
 export class MemoryEngine implements Engine {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { Redis, type RedisOptions } from 'ioredis'
 import {
   EngineUnavailableError,
   ReadinessSignal,
@@ -17,6 +16,8 @@ import {
   type TicketRecord
 } from './engine.js'
 import { parseOffset } from './offsets.js'
+import { createRedisConnections, type RedisClient } from './redis-connection.js'
+import type { RedisTopology } from './redis-topology.js'
 
 const PUBLISH_SCRIPT = readFileSync(new URL('./lua/publish.lua', import.meta.url), 'utf8')
 const READ_HISTORY_SCRIPT = readFileSync(new URL('./lua/read-history.lua', import.meta.url), 'utf8')
@@ -26,90 +27,116 @@ type StreamEntry = [id: string, fields: string[]]
 
 interface RelayCommands {
   publishToChannel (meta: string, stream: string, idempotency: string, data: string, historySize: number,
-    ttlSeconds: number, epoch: string, live: string, idempotencyTtlSeconds: number): Promise<[string, number]>
+    ttlSeconds: number, epoch: string, live: string, idempotencyTtlSeconds: number, sharded: '0' | '1'): Promise<[string, number]>
   readChannelHistory (meta: string, stream: string, epoch: string, ttlSeconds: number, sinceEpoch: string,
     sinceSeq: number): Promise<[string, number, number, StreamEntry[]]>
   appendInboundMessage (stream: string, dedupe: string, ttlSeconds: number, maxLength: number, ...fields: string[]): Promise<string | null>
+  consumeTicketScript (key: string): Promise<string | null>
 }
 
 const newEpoch = (): string => randomBytes(6).toString('base64url')
 
-export interface RedisEngineOptions {
-  readonly url: string
+/** Observes each Redis command the engine issues once it completes (metrics). */
+export type RedisCommandObserver = (command: string, durationMs: number, ok: boolean) => void
+
+interface RedisEngineSettings {
   readonly keyPrefix: string
   /** Upper bound on any one command, so a stalled Redis becomes a 503, not a hang. */
   readonly commandTimeoutMs: number
   readonly logger: EngineLogger
   readonly relay: RelaySettings
+  /**
+   * Called after every command completes, with a bounded set of names (a Redis
+   * command such as `set`, or `script:<name>` for the Lua scripts). Never throws
+   * into the engine.
+   */
+  readonly onCommand?: RedisCommandObserver
 }
+
+/** Where Redis is: a standalone URL (shorthand), or any topology (docs/redis.md). */
+export type RedisEngineOptions = RedisEngineSettings & (
+  | { readonly url: string, readonly topology?: undefined }
+  | { readonly topology: RedisTopology, readonly url?: undefined })
 
 /** GETDEL arrived in Redis 6.2; older servers get the same atomicity from a script. */
 const CONSUME_SCRIPT = "local v = redis.call('GET', KEYS[1]); if v then redis.call('DEL', KEYS[1]) end; return v"
 
-/** Reconnect delay: grows to 2 s with jitter so a fleet does not reconnect in lockstep. */
-function reconnectDelay (attempt: number): number {
-  return Math.min(100 * 2 ** Math.min(attempt, 5), 2000) + Math.floor(Math.random() * 100)
-}
+/** Sharded pub/sub (SSUBSCRIBE/SPUBLISH) arrived in Redis 7.0; Cluster channel fan-out needs it. */
+const SHARDED_PUBSUB_MAJOR = 7
+/** How soon a Cluster whose version could not be confirmed is checked again. */
+const RECHECK_MS = 1000
 
 /**
- * The Redis engine (ioredis). The client is configured to fail fast rather than
- * wait (redis/ioredis#285): no offline queue, no per-command retries, a command
- * timeout. It keeps reconnecting forever in the background and readiness follows
- * the connection both ways, so the gateway boots and serves (503s) while Redis is
- * down and recovers without a restart (SPEC §3 /readyz).
+ * The Redis engine (ioredis), on a standalone server, behind Sentinel, or on a
+ * Cluster (redis-connection.ts builds the clients). The clients fail fast rather
+ * than wait (redis/ioredis#285): no offline queue, no per-command retries, a
+ * command timeout. They keep reconnecting forever in the background and readiness
+ * follows the connection both ways, so the gateway boots and serves (503s) while
+ * Redis is down and recovers without a restart, Sentinel failovers included
+ * (SPEC §3 /readyz).
+ *
+ * Every key of a channel carries the hash tag `{ch:<channel>}`, and every script
+ * and multi-key command touches one hash slot (docs/redis.md), so the same code runs
+ * on a Cluster. There, channel fan-out uses sharded pub/sub; the control channel
+ * stays on PUBLISH because every instance must hear it.
  */
 export class RedisEngine implements Engine {
   readonly kind = 'redis' as const
   /** Exposed for infrastructure that speaks Redis itself (the rate-limit store). */
-  readonly client: Redis
+  readonly client: RedisClient
+  readonly topology: RedisTopology['kind']
   readonly #prefix: string
   readonly #readiness = new ReadinessSignal()
   readonly #logger: EngineLogger
   readonly #relay: RelaySettings
-  /** Pub/sub needs a connection of its own (a subscribed connection runs no other command). */
-  readonly #subscriber: Redis
+  readonly #onCommand: RedisCommandObserver | undefined
+  /** Pub/sub connection(s); the same object as `client` on a Cluster. */
+  readonly #subscriber: RedisClient
+  /** Cluster: channels use SSUBSCRIBE/SPUBLISH. */
+  readonly #sharded: boolean
   readonly #liveNames = new Map<string, string>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
   readonly #controlChannel: string
   #hasGetDel = true
   #closing = false
+  #recheck: NodeJS.Timeout | undefined
+  #reportedUnsupported = false
 
   constructor (options: RedisEngineOptions) {
     this.#prefix = options.keyPrefix
     this.#logger = options.logger
     this.#relay = options.relay
-    const redisOptions: RedisOptions = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeoutMs,
-      connectTimeout: Math.max(options.commandTimeoutMs, 2000),
-      retryStrategy: reconnectDelay,
-      // Many concurrent requests share a few socket writes: less CPU per ticket.
-      enableAutoPipelining: true,
-      connectionName: 'realtime-gateway'
-    }
-    this.client = new Redis(options.url, redisOptions)
-    this.client.defineCommand('consumeTicketScript', { numberOfKeys: 1, lua: CONSUME_SCRIPT })
-    this.client.defineCommand('publishToChannel', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
-    this.client.defineCommand('readChannelHistory', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
-    this.client.defineCommand('appendInboundMessage', { numberOfKeys: 2, lua: APPEND_INBOUND_SCRIPT })
-    this.#subscriber = this.client.duplicate({ connectionName: 'realtime-gateway-sub', enableAutoPipelining: false })
-    this.#subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
+    this.#onCommand = options.onCommand
+    const topology: RedisTopology = options.topology ?? { kind: 'standalone', url: options.url }
+    this.topology = topology.kind
+    const { client, subscriber, cluster } = createRedisConnections(topology, { commandTimeoutMs: options.commandTimeoutMs })
+    this.client = client
+    this.#subscriber = subscriber
+    this.#sharded = cluster
     this.#controlChannel = `${options.keyPrefix}control`
-    this.#subscriber.on('ready', () => {
+
+    client.defineCommand('consumeTicketScript', { numberOfKeys: 1, lua: CONSUME_SCRIPT })
+    client.defineCommand('publishToChannel', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
+    client.defineCommand('readChannelHistory', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
+    client.defineCommand('appendInboundMessage', { numberOfKeys: 2, lua: APPEND_INBOUND_SCRIPT })
+
+    subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
+    subscriber.on('smessage', (name: string, payload: string) => { this.#onLive(name, payload) })
+    subscriber.on('ready', () => {
       // Once subscribed, ioredis re-subscribes after every reconnect by itself.
-      this.#subscriber.subscribe(this.#controlChannel).catch(() => {})
+      subscriber.subscribe(this.#controlChannel).catch(() => {})
       this.#onReady()
     })
-    this.#subscriber.on('close', () => { this.#onDown('subscriber close') })
-    this.#subscriber.on('error', () => {})
-
-    this.client.on('ready', () => { this.#onReady() })
-    this.client.on('close', () => { this.#onDown('close') })
-    this.client.on('end', () => { this.#onDown('end') })
+    subscriber.on('close', () => { this.#onDown(subscriber === client ? 'close' : 'subscriber close') })
+    subscriber.on('error', () => {})
+    if (client !== subscriber) {
+      client.on('ready', () => { this.#onReady() })
+      client.on('close', () => { this.#onDown('close') })
+    }
+    client.on('end', () => { this.#onDown('end') })
     // Without a listener ioredis prints every failed reconnect; state changes are logged instead.
-    this.client.on('error', (err: Error) => {
+    client.on('error', (err: Error) => {
       if (this.#readiness.ready) this.#logger.error({ event: 'engine.redis.error', err: { message: err.message } }, 'redis error')
     })
   }
@@ -124,15 +151,15 @@ export class RedisEngine implements Engine {
 
   async storeTicket (ticketHash: string, record: TicketRecord, storageTtlSeconds: number): Promise<void> {
     this.#assertReady()
-    await this.#command(this.client.set(this.#ticketKey(ticketHash), encodeTicketRecord(record), 'EX', storageTtlSeconds))
+    await this.#command('set', async () => await this.client.set(this.#ticketKey(ticketHash), encodeTicketRecord(record), 'EX', storageTtlSeconds))
   }
 
   async consumeTicket (ticketHash: string): Promise<TicketRecord | null> {
     this.#assertReady()
     const key = this.#ticketKey(ticketHash)
-    const value = await this.#command(this.#hasGetDel
-      ? this.client.getdel(key)
-      : (this.client as Redis & { consumeTicketScript (key: string): Promise<string | null> }).consumeTicketScript(key))
+    const value = this.#hasGetDel
+      ? await this.#command('getdel', async () => await this.client.getdel(key))
+      : await this.#command('script:consume-ticket', async () => await this.#commands.consumeTicketScript(key))
     return value === null ? null : decodeTicketRecord(value)
   }
 
@@ -140,10 +167,10 @@ export class RedisEngine implements Engine {
     this.#assertReady()
     const keys = this.#channelKeys(channel)
     const idempotent = options.idempotencyKey !== undefined
-    const [offset, duplicate] = await this.#command(this.#commands.publishToChannel(
+    const [offset, duplicate] = await this.#command('script:publish', async () => await this.#commands.publishToChannel(
       keys.meta, keys.stream, idempotent ? `${keys.idempotency}${options.idempotencyKey ?? ''}` : keys.meta,
       data, this.#relay.historySize, this.#relay.historyTtlSeconds, newEpoch(), keys.live,
-      idempotent ? this.#relay.idempotencyTtlSeconds : 0
+      idempotent ? this.#relay.idempotencyTtlSeconds : 0, this.#sharded ? '1' : '0'
     ))
     const position = parseOffset(offset)
     if (position === null) throw new Error(`unexpected offset from Redis: ${offset}`)
@@ -153,7 +180,7 @@ export class RedisEngine implements Engine {
   async readHistory (channel: string, since?: { epoch: string, seq: number }): Promise<HistoryRead> {
     this.#assertReady()
     const keys = this.#channelKeys(channel)
-    const [epoch, seq, recovered, entries] = await this.#command(this.#commands.readChannelHistory(
+    const [epoch, seq, recovered, entries] = await this.#command('script:read-history', async () => await this.#commands.readChannelHistory(
       keys.meta, keys.stream, newEpoch(), this.#relay.historyTtlSeconds, since?.epoch ?? '', since?.seq ?? 0
     ))
     return {
@@ -169,7 +196,7 @@ export class RedisEngine implements Engine {
     const stream = `${this.#prefix}inbound`
     // The stream's own name as hash tag: the dedupe key shares its Cluster slot.
     const dedupe = `${this.#prefix}{${stream}}:seen:${message.sessionId}:${message.id}`
-    const id = await this.#command(this.#commands.appendInboundMessage(
+    const id = await this.#command('script:append-inbound', async () => await this.#commands.appendInboundMessage(
       stream, dedupe, this.#relay.idempotencyTtlSeconds, this.#relay.inboundMaxLength,
       'userId', message.userId, 'sessionId', message.sessionId, 'connectionId', message.connectionId, 'id', message.id, 'data', message.data
     ))
@@ -178,7 +205,9 @@ export class RedisEngine implements Engine {
 
   async broadcastControl (message: string): Promise<void> {
     this.#assertReady()
-    await this.#command(this.client.publish(this.#controlChannel, message))
+    // Plain PUBLISH even on a Cluster: the cluster bus carries it to every node, so
+    // every instance hears it wherever its subscriber connection is.
+    await this.#command('publish', async () => await this.client.publish(this.#controlChannel, message))
   }
 
   onControl (listener: (message: string) => void): void {
@@ -193,26 +222,35 @@ export class RedisEngine implements Engine {
     this.#assertReady()
     const live = this.#channelKeys(channel).live
     this.#liveNames.set(live, channel)
-    await this.#command(this.#subscriber.subscribe(live))
+    if (this.#sharded) await this.#command('ssubscribe', async () => await this.#subscriber.ssubscribe(live))
+    else await this.#command('subscribe', async () => await this.#subscriber.subscribe(live))
   }
 
   async unlisten (channel: string): Promise<void> {
     const live = this.#channelKeys(channel).live
     this.#liveNames.delete(live)
-    // Not connected: ioredis forgets it and will not resubscribe it.
-    await this.#subscriber.unsubscribe(live).catch(() => {})
+    // Not connected: ioredis forgets it and will not resubscribe it (and a message
+    // that still arrives for it is dropped: it is no longer in #liveNames).
+    const unsubscribe = this.#sharded
+      ? this.#timed('sunsubscribe', async () => await this.#subscriber.sunsubscribe(live))
+      : this.#timed('unsubscribe', async () => await this.#subscriber.unsubscribe(live))
+    await unsubscribe.catch(() => {})
   }
 
   async close (): Promise<void> {
     this.#closing = true
+    clearTimeout(this.#recheck)
     this.#readiness.set(false)
-    for (const connection of [this.client, this.#subscriber]) {
+    for (const connection of new Set([this.client, this.#subscriber])) {
       try {
         await connection.quit()
       } catch {
         // Not connected: nothing to say goodbye to.
         connection.disconnect()
       }
+      // QUIT leaves the Sentinel connector's failover detector connected to the
+      // Sentinels; disconnect() is what releases it (a no-op otherwise).
+      if (this.topology === 'sentinel') connection.disconnect()
     }
   }
 
@@ -220,7 +258,7 @@ export class RedisEngine implements Engine {
     return this.client as unknown as RelayCommands
   }
 
-  /** One hash tag per channel: every key of a channel lives in one Cluster slot. */
+  /** One hash tag per channel: every key of a channel, and its shard channel, live in one Cluster slot. */
   #channelKeys (channel: string): { meta: string, stream: string, idempotency: string, live: string } {
     const base = `${this.#prefix}{ch:${channel}}`
     return { meta: `${base}:meta`, stream: `${base}:history`, idempotency: `${base}:idem:`, live: `${base}:live` }
@@ -246,10 +284,29 @@ export class RedisEngine implements Engine {
     if (!this.#readiness.ready) throw new EngineUnavailableError('redis is not ready')
   }
 
-  /** Any command failure means the engine could not serve: one error type for callers. */
-  async #command<T> (pending: Promise<T>): Promise<T> {
+  /** Runs one command and reports it to the observer; errors pass through unchanged. */
+  async #timed<T> (name: string, run: () => Promise<T>): Promise<T> {
+    const started = performance.now()
+    let ok = false
     try {
-      return await pending
+      const result = await run()
+      ok = true
+      return result
+    } finally {
+      if (this.#onCommand !== undefined) {
+        try {
+          this.#onCommand(name, performance.now() - started, ok)
+        } catch {
+          // An observer's failure is not the command's.
+        }
+      }
+    }
+  }
+
+  /** Any command failure means the engine could not serve: one error type for callers. */
+  async #command<T> (name: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await this.#timed(name, run)
     } catch (err) {
       throw new EngineUnavailableError((err as Error).message, { cause: err })
     }
@@ -257,13 +314,27 @@ export class RedisEngine implements Engine {
 
   #onReady (): void {
     if (this.#closing) return
-    this.client.info('server').then((info) => {
+    let major = 0
+    this.#timed('info', async () => await this.client.info('server')).then((info) => {
       const version = /redis_version:(\d+)\.(\d+)/.exec(info)
-      const [major, minor] = version === null ? [0, 0] : [Number(version[1]), Number(version[2])]
+      major = version === null ? 0 : Number(version[1])
+      const minor = version === null ? 0 : Number(version[2])
       this.#hasGetDel = major > 6 || (major === 6 && minor >= 2)
     }, () => { this.#hasGetDel = false }).finally(() => {
       if (this.#closing || this.client.status !== 'ready' || this.#subscriber.status !== 'ready') return
-      this.#logger.info({ event: 'engine.redis.ready', getdel: this.#hasGetDel }, 'redis ready')
+      // A Cluster's channels need sharded pub/sub: below Redis 7 (or with the version
+      // unknown) the engine stays not ready rather than lose messages, and checks again.
+      if (this.#sharded && major < SHARDED_PUBSUB_MAJOR) {
+        if (major > 0 && !this.#reportedUnsupported) {
+          this.#reportedUnsupported = true
+          this.#logger.error({ event: 'engine.redis.unsupported', major }, 'Redis Cluster below 7.0 has no sharded pub/sub; the gateway needs Redis 7 or later on a Cluster')
+        }
+        clearTimeout(this.#recheck)
+        this.#recheck = setTimeout(() => { this.#onReady() }, RECHECK_MS * (major > 0 ? 10 : 1))
+        this.#recheck.unref()
+        return
+      }
+      if (!this.#readiness.ready) this.#logger.info({ event: 'engine.redis.ready', topology: this.topology, getdel: this.#hasGetDel }, 'redis ready')
       this.#readiness.set(true)
     })
   }

@@ -1,14 +1,14 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { GatewayError } from '../errors.js'
 
 export interface LimiterOptions {
   readonly max: number
   readonly windowMs: number
   readonly key: (request: FastifyRequest) => string
-  /** Shared counters across instances; omit for a per-process limit. */
-  readonly redis?: { readonly client: Redis, readonly nameSpace: string }
+  /** Shared counters across instances (one key per counter: Cluster-safe); omit for a per-process limit. */
+  readonly redis?: { readonly client: Redis | Cluster, readonly nameSpace: string }
 }
 
 /** Counts one request against the limit; rejects with RATE_LIMITED (+ Retry-After) past it. */

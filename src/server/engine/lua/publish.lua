@@ -1,7 +1,9 @@
 -- Appends a message to a channel's history and publishes it live, atomically (SPEC §5).
 -- KEYS[1] meta hash {epoch, seq}; KEYS[2] history stream; KEYS[3] idempotency key (unused when ARGV[6] is '0')
 -- ARGV[1] data (JSON text); ARGV[2] history size; ARGV[3] history TTL seconds; ARGV[4] epoch to use if the
--- channel has none; ARGV[5] pub/sub channel; ARGV[6] idempotency TTL seconds, '0' for none
+-- channel has none; ARGV[5] pub/sub channel; ARGV[6] idempotency TTL seconds, '0' for none; ARGV[7] '1' to
+-- publish with SPUBLISH (Cluster: sharded pub/sub; ARGV[5] carries the keys' hash tag, so it maps to this
+-- script's slot, as Redis requires of a shard channel used in a script), '0' for PUBLISH
 if ARGV[6] ~= '0' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {prior, 1} end
@@ -16,6 +18,6 @@ redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'd', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 local offset = epoch .. ':' .. seq
-redis.call('PUBLISH', ARGV[5], offset .. '\n' .. ARGV[1])
+redis.call(ARGV[7] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[5], offset .. '\n' .. ARGV[1])
 if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], offset, 'EX', ARGV[6]) end
 return {offset, 0}
