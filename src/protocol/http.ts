@@ -3,7 +3,8 @@
  * Fastify's validation and serialization, the `Static` types used by routes and
  * the client SDK, and (later) the OpenAPI document.
  */
-import { Type, type Static } from 'typebox'
+import { Type, type Static, type TObject } from 'typebox'
+import { codes, type Code } from './codes.js'
 
 export const ErrorBody = Type.Object({
   error: Type.String({ description: 'HTTP status name in upper snake case' }),
@@ -12,6 +13,44 @@ export const ErrorBody = Type.Object({
   traceId: Type.String({ description: 'The request id, also sent as x-request-id' })
 }, { $id: 'ErrorBody' })
 export type ErrorBody = Static<typeof ErrorBody>
+
+/** HTTP statuses whose answers carry `Retry-After` (seconds). */
+const RETRY_AFTER_STATUSES = new Set([429, 503])
+
+/**
+ * A route's error responses, one per status: the ErrorBody with `code` narrowed to
+ * the codes this route answers with that status, each listed with its meaning. The
+ * same schemas serialize the errors and describe them in the OpenAPI document.
+ */
+export function errorResponses (...list: readonly Code[]): Record<number, TObject> {
+  const byStatus = new Map<number, Code[]>()
+  for (const code of list) {
+    const status: number | undefined = (codes[code] as { status?: number }).status
+    if (status === undefined) throw new TypeError(`${code} is not an HTTP error`)
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code])
+  }
+  const responses: Record<number, TObject> = {}
+  for (const [status, statusCodes] of byStatus) {
+    responses[status] = Type.Object({
+      ...ErrorBody.properties,
+      code: Type.Unsafe<Code>({ type: 'string', enum: statusCodes, description: 'Stable machine code (see protocol/codes.ts)' })
+    }, {
+      description: statusCodes.map((code) => `\`${code}\`: ${codes[code].message}.`).join(' '),
+      ...(RETRY_AFTER_STATUSES.has(status) ? { headers: { 'retry-after': { type: 'string', description: 'Seconds to wait before retrying' } } } : {})
+    })
+  }
+  return responses
+}
+
+/**
+ * Errors any route may answer besides its own (OpenAPI `default`): a malformed request
+ * or an unsupported content type (400/415 BAD_REQUEST), a body over the route's limit
+ * (413 PAYLOAD_TOO_LARGE), a bug (500 INTERNAL_ERROR).
+ */
+export const OtherErrors = Type.Object({
+  ...ErrorBody.properties,
+  code: Type.Unsafe<Code>({ type: 'string', enum: ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'INTERNAL_ERROR'] })
+}, { description: 'Any other error: `BAD_REQUEST` (400, or 415 for an unsupported content type): the request is malformed. `PAYLOAD_TOO_LARGE` (413): the body is over the limit. `INTERNAL_ERROR` (500): a bug; retry.' })
 
 export const TicketResponse = Type.Object({
   ticket: Type.String({ description: 'One-time credential for the WebSocket upgrade' }),

@@ -11,6 +11,12 @@ export interface ChannelSubscription {
   pending: ChannelMessage[] | null
 }
 
+/** What the relay counts (the app's GatewayMetrics). */
+export interface RelayMetrics {
+  /** Live gaps detected and filled from history (rtgw_relay_gap_fills_total). */
+  readonly gapFills: { inc (): void }
+}
+
 /** This instance's state of a channel with local subscribers. */
 interface ChannelState {
   readonly channel: string
@@ -44,19 +50,24 @@ export class ChannelRelay {
   readonly #logger: EngineLogger
   readonly #maxChannelsPerConnection: number
   readonly #channels = new Map<string, ChannelState>()
-  /** Gap fills done, for metrics and tests. */
-  gapFills = 0
+  readonly #metrics: RelayMetrics | undefined
 
-  constructor (options: { engine: Engine, logger: EngineLogger, maxChannelsPerConnection: number }) {
+  constructor (options: { engine: Engine, logger: EngineLogger, maxChannelsPerConnection: number, metrics?: RelayMetrics }) {
     this.#engine = options.engine
     this.#logger = options.logger
     this.#maxChannelsPerConnection = options.maxChannelsPerConnection
+    this.#metrics = options.metrics
     this.#engine.onChannelMessage((message) => { this.#onLive(message) })
     // After a reconnect, pub/sub may have missed anything: re-read every active channel.
     this.#engine.onReadyChange((ready) => {
       if (!ready) return
       for (const state of this.#channels.values()) this.#enqueue(state, async () => { await this.#resync(state) })
     })
+  }
+
+  /** Channels this instance listens to: with local subscribers or long-polls. */
+  get channelCount (): number {
+    return this.#channels.size
   }
 
   /** Local subscriber count of a channel (0 when this instance does not listen to it). */
@@ -202,7 +213,7 @@ export class ChannelRelay {
 
   /** Delivers what pub/sub skipped, from history; or says history is lost. */
   async #fillGap (state: ChannelState, next: ChannelMessage): Promise<void> {
-    this.gapFills += 1
+    this.#metrics?.gapFills.inc()
     this.#logger.warn({ event: 'relay.gap', from: state.seq, to: next.seq }, 'live message gap: filling from history')
     const read = await this.#engine.readHistory(state.channel, { epoch: state.epoch, seq: state.seq })
     if (!read.recovered) {

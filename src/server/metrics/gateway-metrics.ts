@@ -1,30 +1,219 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { ClientFrameType, ServerFrame } from '../../protocol/frames.js'
 
 export type TicketRejectReason = 'missing' | 'invalid' | 'expired' | 'engine_unavailable'
+
+/** How a WebSocket upgrade ended (SPEC §4): a session, or the close/HTTP code that refused it. */
+export type ConnectOutcome = 'established' | '4401' | '1013' | '1012' | '403'
+
+/** Frames received, by type; `invalid` got BAD_MESSAGE, `binary` was closed with 1003. */
+export type ReceivedFrameKind = ClientFrameType | 'invalid' | 'binary'
+/** Frames sent, by type (`message` is the fan-out delivery). */
+export type SentFrameKind = ServerFrame['type'] | 'message'
+
+/**
+ * Connections the server itself ends: the close codes' names of protocol/codes.ts,
+ * and `HEARTBEAT_TIMEOUT` for a dead peer terminated without a close frame.
+ */
+export type ServerCloseReason = 'SLOW_CONSUMER' | 'RATE_LIMITED' | 'SESSION_REVOKED' | 'SERVER_RESTART' | 'BINARY_NOT_SUPPORTED' | 'HEARTBEAT_TIMEOUT'
+
+/**
+ * What a connection counts. Frame counts are plain numbers bumped on the per-frame
+ * path (no label lookup, no allocation) and turned into counters at scrape time.
+ */
+export interface ConnectionMetrics {
+  readonly messagesIn: Record<ReceivedFrameKind, number>
+  readonly messagesOut: Record<SentFrameKind, number>
+  serverClose (reason: ServerCloseReason): void
+}
+
+/** What the metrics read at scrape time rather than being told on every change. */
+export interface MetricsSources {
+  /** `redis` or `memory`: the `engine` label of rtgw_engine_ready. */
+  readonly engineKind: () => string
+  readonly engineReady: () => boolean
+  readonly draining: () => boolean
+  /** Channels this instance listens to (local subscribers or long-polls). */
+  readonly channels: () => number
+}
+
+const RECEIVED_KINDS = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary'] as const satisfies readonly ReceivedFrameKind[]
+const SENT_KINDS = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error'] as const satisfies readonly SentFrameKind[]
+const CONNECT_OUTCOMES = ['established', '4401', '1013', '1012', '403'] as const satisfies readonly ConnectOutcome[]
+const SERVER_CLOSE_REASONS = ['SLOW_CONSUMER', 'RATE_LIMITED', 'SESSION_REVOKED', 'SERVER_RESTART', 'BINARY_NOT_SUPPORTED', 'HEARTBEAT_TIMEOUT'] as const satisfies readonly ServerCloseReason[]
+const TICKET_REJECT_REASONS = ['missing', 'invalid', 'expired', 'engine_unavailable'] as const satisfies readonly TicketRejectReason[]
+
+/** Seconds. HTTP spans a 1 ms ticket to a 30 s long-poll; Redis and publish sit well below. */
+const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const PUBLISH_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+const REDIS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]
+
+/** Label of requests that matched no route: the raw URL would be unbounded (and may carry a ticket). */
+export const UNMATCHED_ROUTE = 'unmatched'
+
+function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
+  return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>
+}
 
 /**
  * The gateway's Prometheus metrics, one registry per app so that several gateway
  * instances in one process (tests) never share counters. Labels are bounded enums:
- * never a user, session or channel (cardinality).
+ * never a user, session, channel, connection or raw URL (cardinality, and URLs
+ * carry tickets). docs/operations.md describes every metric.
  */
-export class GatewayMetrics {
+export class GatewayMetrics implements ConnectionMetrics {
   readonly registry = new Registry()
+
+  // Tickets (SPEC §3, §4)
   readonly ticketsIssued = new Counter({ name: 'rtgw_tickets_issued_total', help: 'Tickets issued by POST /ws-ticket', registers: [this.registry] })
   readonly ticketsConsumed = new Counter({ name: 'rtgw_tickets_consumed_total', help: 'Tickets consumed by a successful WebSocket handshake', registers: [this.registry] })
   readonly ticketsRejected = new Counter({
     name: 'rtgw_tickets_rejected_total',
-    help: 'WebSocket handshakes whose ticket was refused, by reason',
+    help: 'WebSocket handshakes whose ticket was refused, by reason (expired: presented after its expiry, within 60 s of it)',
     labelNames: ['reason'] as const,
     registers: [this.registry]
   })
 
+  // WebSocket sessions
   readonly connectionsOpen = new Gauge({ name: 'rtgw_connections_open', help: 'Open WebSocket sessions on this instance', registers: [this.registry] })
+  readonly wsConnects = new Counter({
+    name: 'rtgw_ws_connects_total',
+    help: 'WebSocket upgrade attempts by outcome: established, or the code that refused them (4401 ticket, 1013 engine, 1012 draining, 403 Origin)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry]
+  })
 
-  constructor (options: { processMetrics?: boolean } = {}) {
+  readonly serverCloses = new Counter({
+    name: 'rtgw_ws_server_closes_total',
+    help: 'Open WebSocket sessions ended by the gateway, by reason (SLOW_CONSUMER, RATE_LIMITED, ...)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry]
+  })
+
+  /** Bumped per frame by connections; exported by the counters below at scrape time. */
+  readonly messagesIn = zeroes(RECEIVED_KINDS)
+  readonly messagesOut = zeroes(SENT_KINDS)
+
+  // Relay
+  readonly publishDuration = new Histogram({
+    name: 'rtgw_publish_duration_seconds',
+    help: 'Time to publish one message to the engine (POST /v1/publish; a batch counts each message), by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: PUBLISH_BUCKETS,
+    registers: [this.registry]
+  })
+
+  readonly gapFills = new Counter({
+    name: 'rtgw_relay_gap_fills_total',
+    help: 'Live messages pub/sub skipped on this instance, detected by their offset and filled from history',
+    registers: [this.registry]
+  })
+
+  // Engine
+  readonly redisCommandDuration = new Histogram({
+    name: 'rtgw_redis_command_duration_seconds',
+    help: 'Redis command round trips by command and outcome (ok, error)',
+    labelNames: ['command', 'outcome'] as const,
+    buckets: REDIS_BUCKETS,
+    registers: [this.registry]
+  })
+
+  // HTTP
+  readonly httpRequestDuration = new Histogram({
+    name: 'rtgw_http_request_duration_seconds',
+    help: 'HTTP requests by method, route pattern and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: HTTP_BUCKETS,
+    registers: [this.registry]
+  })
+
+  // State read at scrape time (only with `sources`)
+  readonly engineReady?: Gauge<'engine'>
+  readonly draining?: Gauge
+  readonly relayChannels?: Gauge
+
+  readonly messagesReceived: Counter<'type'>
+  readonly messagesSent: Counter<'type'>
+  readonly #connectOutcomes: Record<ConnectOutcome, Counter.Internal>
+  readonly #closeReasons: Record<ServerCloseReason, Counter.Internal>
+
+  constructor (options: { processMetrics?: boolean, sources?: MetricsSources } = {}) {
+    // Process metrics (CPU, memory, GC, event-loop lag) describe the process: one app per
+    // process collects them (main.ts), in-process test instances do not.
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry, prefix: 'rtgw_' })
-    // Reasons are known up front so dashboards see zeros rather than missing series.
-    for (const reason of ['missing', 'invalid', 'expired', 'engine_unavailable'] satisfies TicketRejectReason[]) {
-      this.ticketsRejected.inc({ reason }, 0)
+
+    const messagesIn = this.messagesIn
+    const messagesOut = this.messagesOut
+    // Counters that read the plain frame counts when scraped.
+    this.messagesReceived = new Counter({
+      name: 'rtgw_ws_messages_received_total',
+      help: 'WebSocket frames received by type (invalid: answered BAD_MESSAGE; binary: closed 1003)',
+      labelNames: ['type'] as const,
+      registers: [this.registry],
+      collect () {
+        this.reset()
+        for (const type of RECEIVED_KINDS) this.inc({ type }, messagesIn[type])
+      }
+    })
+    this.messagesSent = new Counter({
+      name: 'rtgw_ws_messages_sent_total',
+      help: 'WebSocket frames sent by type (message: channel deliveries)',
+      labelNames: ['type'] as const,
+      registers: [this.registry],
+      collect () {
+        this.reset()
+        for (const type of SENT_KINDS) this.inc({ type }, messagesOut[type])
+      }
+    })
+
+    const sources = options.sources
+    if (sources !== undefined) {
+      // Read when scraped: nothing to keep in step on every change.
+      this.engineReady = new Gauge({
+        name: 'rtgw_engine_ready',
+        help: 'Whether the engine (Redis) is connected and ready: 1 or 0, read when scraped',
+        labelNames: ['engine'] as const,
+        registers: [this.registry],
+        collect () { this.set({ engine: sources.engineKind() }, sources.engineReady() ? 1 : 0) }
+      })
+      this.draining = new Gauge({
+        name: 'rtgw_draining',
+        help: 'Whether this instance is draining after SIGTERM: 1 or 0',
+        registers: [this.registry],
+        collect () { this.set(sources.draining() ? 1 : 0) }
+      })
+      this.relayChannels = new Gauge({
+        name: 'rtgw_relay_channels',
+        help: 'Channels this instance listens to (local subscribers or long-polls)',
+        registers: [this.registry],
+        collect () { this.set(sources.channels()) }
+      })
     }
+
+    // Every label value is known up front, so dashboards see zeros rather than missing series.
+    for (const reason of TICKET_REJECT_REASONS) this.ticketsRejected.inc({ reason }, 0)
+    this.#connectOutcomes = Object.fromEntries(CONNECT_OUTCOMES.map((outcome) => [outcome, this.wsConnects.labels(outcome)])) as Record<ConnectOutcome, Counter.Internal>
+    this.#closeReasons = Object.fromEntries(SERVER_CLOSE_REASONS.map((reason) => [reason, this.serverCloses.labels(reason)])) as Record<ServerCloseReason, Counter.Internal>
+    for (const outcome of CONNECT_OUTCOMES) this.#connectOutcomes[outcome].inc(0)
+    for (const reason of SERVER_CLOSE_REASONS) this.#closeReasons[reason].inc(0)
+    for (const outcome of ['ok', 'error']) this.publishDuration.zero({ outcome })
+  }
+
+  connect (outcome: ConnectOutcome): void {
+    this.#connectOutcomes[outcome].inc()
+  }
+
+  serverClose (reason: ServerCloseReason): void {
+    this.#closeReasons[reason].inc()
+  }
+
+  /** One HTTP response; `route` is the matched route's pattern (undefined when none matched). */
+  observeHttp (method: string, route: string | undefined, statusCode: number, elapsedMs: number): void {
+    this.httpRequestDuration.observe({ method, route: route ?? UNMATCHED_ROUTE, status_code: statusCode }, elapsedMs / 1000)
+  }
+
+  /** One Redis command (the engine's `onCommand` hook). */
+  readonly observeRedisCommand = (command: string, durationMs: number, ok: boolean): void => {
+    this.redisCommandDuration.observe({ command, outcome: ok ? 'ok' : 'error' }, durationMs / 1000)
   }
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { LivenessResponse, ReadinessResponse } from '../../protocol/http.js'
 
 /**
@@ -11,12 +12,23 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
 
   typed.get('/livez', {
     config: { accessLog: 'debug' },
-    schema: { response: { 200: LivenessResponse } }
+    schema: {
+      tags: ['operations'],
+      summary: 'Liveness: 200 while the process can answer; checks no dependency',
+      response: { 200: LivenessResponse }
+    }
   }, async () => ({ status: 'ok' as const }))
 
   typed.get('/readyz', {
     config: { accessLog: 'debug' },
-    schema: { response: { 200: ReadinessResponse, 503: ReadinessResponse } }
+    schema: {
+      tags: ['operations'],
+      summary: 'Readiness: 200 only when the engine is connected and the gateway is not draining',
+      response: {
+        200: ReadinessResponse,
+        503: Type.Object(ReadinessResponse.properties, { description: 'Not ready: `failing` names the failing checks; `Retry-After: 1`' })
+      }
+    }
   }, async (_request, reply) => {
     const checks = {
       engine: app.engine.isReady() ? 'ok' as const : 'fail' as const,

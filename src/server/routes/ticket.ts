@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { BearerHeaders, ErrorBody, TicketResponse } from '../../protocol/http.js'
+import { BearerHeaders, OtherErrors, TicketResponse, errorResponses } from '../../protocol/http.js'
 import { EngineUnavailableError } from '../engine/engine.js'
 import { RedisEngine } from '../engine/redis-engine.js'
 import { GatewayError } from '../errors.js'
@@ -30,8 +30,16 @@ export default async function ticketRoute (app: FastifyInstance, options: Ticket
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/ws-ticket', {
     schema: {
+      tags: ['client'],
+      summary: 'Exchange a user JWT for a one-time WebSocket ticket',
+      description: 'The ticket is valid once, for TICKET_TTL_SECONDS, bound to the token\'s sub and session. Pass it as `GET /ws?ticket=`.',
+      security: [{ bearerAuth: [] }],
       headers: BearerHeaders,
-      response: { 200: TicketResponse, 401: ErrorBody, 429: ErrorBody, 503: ErrorBody }
+      response: {
+        200: TicketResponse,
+        ...errorResponses('MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'RATE_LIMITED', 'WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE'),
+        default: OtherErrors
+      }
     },
     onRequest: limitByIp,
     preHandler: authenticateUser

@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import type { ConsumeResult } from '../tickets/ticket-service.js'
 import { Connection, type FrameHandler } from '../ws/connection.js'
 import { closeCodeOf, errorBody } from '../errors.js'
+import { OtherErrors, errorResponses } from '../../protocol/http.js'
 import { ChannelAccess } from '../channels/channel-access.js'
 import { EngineUnavailableError } from '../engine/engine.js'
 import type { SendFrame } from '../../protocol/frames.js'
@@ -27,7 +28,7 @@ export interface WsRouteOptions {
 
 const HandshakeQuery = Type.Object({
   // Length is not limited here: an oversized ticket is an invalid ticket (4401), not a 400.
-  ticket: Type.Optional(Type.String())
+  ticket: Type.Optional(Type.String({ description: 'The one-time ticket from POST /ws-ticket' }))
 })
 
 /**
@@ -69,7 +70,20 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
 
   app.withTypeProvider<TypeBoxTypeProvider>().get(options.path, {
     websocket: true,
-    schema: { querystring: HandshakeQuery },
+    // @fastify/websocket hides WebSocket routes from the OpenAPI document; the handshake
+    // is part of the HTTP API (SPEC §4), so it is listed.
+    config: { swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, hide: false }, url }) },
+    schema: {
+      tags: ['client'],
+      summary: 'The WebSocket (upgrade with a ticket from POST /ws-ticket)',
+      description: 'After the upgrade: `session_established` as the first frame, or an error frame and close 4401 (ticket missing, unknown, expired or used), 1013 WS_TICKET_REDIS_NOT_READY, 1012 SERVER_RESTART while draining. Frames and close codes: docs/protocol.md.',
+      querystring: HandshakeQuery,
+      response: {
+        101: { type: 'null', description: 'Switching Protocols: the WebSocket session starts' },
+        ...errorResponses('ORIGIN_NOT_ALLOWED', 'UPGRADE_REQUIRED'),
+        default: OtherErrors
+      }
+    },
     onRequest: async (request, reply) => {
       if (!request.ws) {
         return await reply.code(426).header('upgrade', 'websocket').send(errorBody('UPGRADE_REQUIRED', request.id))
@@ -77,6 +91,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       const origin = request.headers.origin
       if (origin !== undefined && options.allowedOrigins !== null && !options.allowedOrigins.has(origin)) {
         request.log.info({ event: 'ws.origin_rejected', origin: origin.slice(0, 200) }, 'origin not allowed')
+        app.metrics.connect('403')
         return await reply.code(403).send(errorBody('ORIGIN_NOT_ALLOWED', request.id))
       }
     },
@@ -87,6 +102,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     }
   }, (socket, request) => {
     if (app.hub.draining) {
+      app.metrics.connect('1012')
       socket.close(closeCodeOf('SERVER_RESTART'), 'SERVER_RESTART')
       return
     }
@@ -94,11 +110,14 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     if (handshake === null || !handshake.ok) {
       const reason = handshake?.reason ?? 'missing'
       if (reason === 'engine_unavailable') {
+        app.metrics.connect('1013')
         socket.close(closeCodeOf('WS_TICKET_REDIS_NOT_READY'), 'WS_TICKET_REDIS_NOT_READY')
         return
       }
       const code = reason === 'missing' ? 'WS_TICKET_MISSING' : 'WS_TICKET_INVALID'
       request.log.info({ event: 'ticket.rejected', reason }, 'websocket ticket rejected')
+      app.metrics.connect('4401')
+      app.metrics.messagesOut.error += 1
       socket.send(JSON.stringify({ type: 'error', code }))
       socket.close(closeCodeOf(code), code)
       return
@@ -112,6 +131,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       logger: request.log,
       messageRate: options.messageRate,
       maxBufferedBytes: options.maxBufferedBytes,
+      metrics: app.metrics,
       onFrame,
       onClose: (closed) => {
         app.relay.removeConnection(closed)
@@ -119,6 +139,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       }
     })
     app.hub.add(connection)
+    app.metrics.connect('established')
     connection.send({
       type: 'session_established',
       ...identity,

@@ -7,6 +7,7 @@ import { parseClientFrame } from './protocol.js'
 import { TokenBucket } from './token-bucket.js'
 import type { ChannelAccess } from '../channels/channel-access.js'
 import type { ChannelSubscription } from '../channels/channel-relay.js'
+import type { ConnectionMetrics, ServerCloseReason } from '../metrics/gateway-metrics.js'
 
 export interface ConnectionIdentity {
   readonly connectionId: string
@@ -33,6 +34,17 @@ export interface ConnectionOptions {
   readonly maxBufferedBytes?: number
   readonly onFrame: FrameHandler
   readonly onClose: (connection: Connection) => void
+  /** Frame and close counts (the app's GatewayMetrics); counted nowhere when omitted. */
+  readonly metrics?: ConnectionMetrics
+}
+
+/** Counts that go nowhere, for connections built without the app's metrics (unit tests). */
+function unobserved (): ConnectionMetrics {
+  return {
+    messagesIn: { ping: 0, subscribe: 0, unsubscribe: 0, send: 0, invalid: 0, binary: 0 },
+    messagesOut: { session_established: 0, pong: 0, subscribed: 0, unsubscribed: 0, message: 0, ack: 0, error: 0 },
+    serverClose: () => {}
+  }
 }
 
 /**
@@ -52,6 +64,7 @@ export class Connection {
   readonly #onFrame: FrameHandler
   readonly #maxBufferedBytes: number
   readonly #parentLogger: ConnectionLogger
+  readonly #metrics: ConnectionMetrics
   #logger: ConnectionLogger | undefined
   #closed = false
 
@@ -63,6 +76,7 @@ export class Connection {
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
     this.#maxBufferedBytes = options.maxBufferedBytes ?? Number.POSITIVE_INFINITY
+    this.#metrics = options.metrics ?? unobserved()
 
     socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
     socket.on('pong', () => { this.missedHeartbeats = 0 })
@@ -90,25 +104,31 @@ export class Connection {
   }
 
   send (frame: ServerFrame): void {
-    this.sendText(JSON.stringify(frame))
+    if (this.#write(JSON.stringify(frame))) this.#metrics.messagesOut[frame.type] += 1
   }
 
-  /** Sends an already serialized frame (fan-out serializes each message once). */
+  /** Sends an already serialized message frame (fan-out serializes each message once). */
   sendText (text: string): void {
-    if (!this.isOpen) return
+    if (this.#write(text)) this.#metrics.messagesOut.message += 1
+  }
+
+  #write (text: string): boolean {
+    if (!this.isOpen) return false
     // A client that cannot keep up is closed (it resumes from its last offset) rather
     // than letting its queue grow without bound (SPEC §5 SLOW_CONSUMER).
     if (this.#socket.bufferedAmount > this.#maxBufferedBytes) {
       this.logger.info({ event: 'ws.slow_consumer', bufferedBytes: this.#socket.bufferedAmount }, 'slow consumer; closing')
       this.closeWith('SLOW_CONSUMER')
-      return
+      return false
     }
     this.#socket.send(text)
+    return true
   }
 
   /** Ends the connection with the close code of `code`'s row (SPEC §4–§5). */
-  closeWith (code: Code): void {
+  closeWith (code: Code & ServerCloseReason): void {
     if (this.#socket.readyState >= this.#socket.CLOSING) return
+    this.#metrics.serverClose(code)
     this.#socket.close(closeCodeOf(code), code)
   }
 
@@ -125,6 +145,12 @@ export class Connection {
     this.#socket.terminate()
   }
 
+  /** A peer that missed two heartbeats: counted, then dropped without a close handshake. */
+  terminateDead (): void {
+    if (this.#socket.readyState < this.#socket.CLOSING) this.#metrics.serverClose('HEARTBEAT_TIMEOUT')
+    this.#socket.terminate()
+  }
+
   #onMessage (data: RawData, isBinary: boolean): void {
     this.missedHeartbeats = 0
     if (!this.#bucket.take()) {
@@ -133,14 +159,17 @@ export class Connection {
       return
     }
     if (isBinary) {
+      this.#metrics.messagesIn.binary += 1
       this.closeWith('BINARY_NOT_SUPPORTED')
       return
     }
     const parsed = parseClientFrame(data.toString())
     if (!parsed.ok) {
+      this.#metrics.messagesIn.invalid += 1
       this.send({ type: 'error', code: 'BAD_MESSAGE', message: parsed.reason, ...(parsed.id === undefined ? {} : { id: parsed.id }) })
       return
     }
+    this.#metrics.messagesIn[parsed.frame.type] += 1
     this.#dispatch(parsed.frame)
   }
 

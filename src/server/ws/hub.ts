@@ -66,7 +66,7 @@ export class Hub {
     for (const connection of this.#connections) {
       if (connection.missedHeartbeats >= 2) {
         connection.logger.info({ event: 'ws.heartbeat_timeout' }, 'peer missed two heartbeats; terminating')
-        connection.terminate()
+        connection.terminateDead()
       } else {
         connection.heartbeat()
       }

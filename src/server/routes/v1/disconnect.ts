@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { BearerHeaders, DisconnectBody, DisconnectResponse, ErrorBody } from '../../../protocol/http.js'
+import { BearerHeaders, DisconnectBody, DisconnectResponse, OtherErrors, errorResponses } from '../../../protocol/http.js'
 import { EngineUnavailableError } from '../../engine/engine.js'
 import { GatewayError } from '../../errors.js'
 import { requireScope } from '../authenticate.js'
@@ -26,9 +26,17 @@ export default async function disconnectRoute (app: FastifyInstance): Promise<vo
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/disconnect', {
     schema: {
+      tags: ['backend'],
+      summary: 'Close every socket of a user or a session, on every instance',
+      description: 'Needs a service token with the `gateway:disconnect` scope. Matching sockets are closed with 4403 SESSION_REVOKED within a second.',
+      security: [{ bearerAuth: [] }],
       headers: BearerHeaders,
       body: DisconnectBody,
-      response: { 200: DisconnectResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody }
+      response: {
+        200: DisconnectResponse,
+        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'INSUFFICIENT_SCOPE', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE'),
+        default: OtherErrors
+      }
     },
     preHandler: requireScope('gateway:disconnect')
   }, async (request) => {

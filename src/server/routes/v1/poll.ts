@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Static } from 'typebox'
-import { BearerHeaders, ErrorBody, PollQuery, PollResponse } from '../../../protocol/http.js'
+import { BearerHeaders, OtherErrors, PollQuery, PollResponse, errorResponses } from '../../../protocol/http.js'
 import { ChannelAccess } from '../../channels/channel-access.js'
 import { EngineUnavailableError, type HistoryRead } from '../../engine/engine.js'
 import { formatOffset, parseOffset } from '../../engine/offsets.js'
@@ -31,9 +31,17 @@ function pollAnswer (read: HistoryRead, since: { epoch: string, seq: number } | 
 export default async function pollRoute (app: FastifyInstance): Promise<void> {
   app.withTypeProvider<TypeBoxTypeProvider>().get('/v1/poll', {
     schema: {
+      tags: ['client'],
+      summary: 'Long-poll a channel (fallback when the WebSocket is unavailable)',
+      description: 'Same user token and channel rules as a WebSocket subscribe. Without `since`: the current offset at once. With `since`: the retained messages after it, or the next one within `timeoutMs`.',
+      security: [{ bearerAuth: [] }],
       headers: BearerHeaders,
       querystring: PollQuery,
-      response: { 200: PollResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody }
+      response: {
+        200: PollResponse,
+        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'FORBIDDEN_CHANNEL', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE'),
+        default: OtherErrors
+      }
     },
     preHandler: authenticateUser
   }, async (request, reply) => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { ErrorBody, BearerHeaders, PublishBody, PublishResponse, type PublishMessage } from '../../../protocol/http.js'
+import { BearerHeaders, OtherErrors, PublishBody, PublishResponse, errorResponses, type PublishMessage } from '../../../protocol/http.js'
 import { EngineUnavailableError } from '../../engine/engine.js'
 import { formatOffset } from '../../engine/offsets.js'
 import { GatewayError } from '../../errors.js'
@@ -21,16 +21,31 @@ export default async function publishRoute (app: FastifyInstance, options: Publi
     if (Buffer.byteLength(data) + FRAME_OVERHEAD_BYTES > options.maxFrameBytes) {
       throw new GatewayError('MESSAGE_TOO_LARGE_FOR_CLIENTS', { message: `data of ${message.channel} is over the ${options.maxFrameBytes}-byte frame limit` })
     }
-    const result = await app.engine.publish(message.channel, data, message.idempotencyKey === undefined ? {} : { idempotencyKey: message.idempotencyKey })
-    return { channel: message.channel, offset: formatOffset(result) }
+    const started = performance.now()
+    let outcome = 'error'
+    try {
+      const result = await app.engine.publish(message.channel, data, message.idempotencyKey === undefined ? {} : { idempotencyKey: message.idempotencyKey })
+      outcome = 'ok'
+      return { channel: message.channel, offset: formatOffset(result) }
+    } finally {
+      app.metrics.publishDuration.observe({ outcome }, (performance.now() - started) / 1000)
+    }
   }
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/publish', {
     bodyLimit: 1024 * 1024,
     schema: {
+      tags: ['backend'],
+      summary: 'Publish a message (or a batch of up to 100) to channels',
+      description: 'Needs a service token with the `gateway:publish` scope. The same idempotencyKey on the same channel within 5 minutes returns the first offset and publishes nothing.',
+      security: [{ bearerAuth: [] }],
       headers: BearerHeaders,
       body: PublishBody,
-      response: { 200: PublishResponse, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 503: ErrorBody }
+      response: {
+        200: PublishResponse,
+        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'INSUFFICIENT_SCOPE', 'MESSAGE_TOO_LARGE_FOR_CLIENTS', 'PAYLOAD_TOO_LARGE', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE'),
+        default: OtherErrors
+      }
     },
     preHandler: requireScope('gateway:publish')
   }, async (request) => {
