@@ -2,7 +2,7 @@
 // contribute no coverage, because tsx's source maps do not merge with those of the
 // test processes (the merged report was wrong on a fresh clone). Everything they
 // exercise is also covered in process by other test files.
-const childProcessTests = /(config-process|dev-token|relay-process)\.test\.ts$/
+const childProcessTests = /(config-process|dev-token|relay-process|restart)\.test\.ts$/
 
 export default function coverageMap (testFile) {
   return childProcessTests.test(testFile) ? null : []
