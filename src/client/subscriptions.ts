@@ -40,6 +40,16 @@ export class Subscriptions {
     this.#positions.delete(channel)
   }
 
+  has (channel: string): boolean {
+    return this.#positions.has(channel)
+  }
+
+  /** The last offset seen on `channel`, once the server has given one. */
+  offsetOf (channel: string): string | undefined {
+    const position = this.#positions.get(channel)
+    return position === undefined ? undefined : `${position.epoch}:${position.seq}`
+  }
+
   /** The `subscribe` frames for a (re)connect: with `since` where an offset is known. */
   subscribeFrames (): Array<{ type: 'subscribe', channel: string, since?: string }> {
     return this.channels.map((channel) => {
@@ -67,5 +77,25 @@ export class Subscriptions {
     if (position !== undefined && last !== undefined && position.epoch === last.epoch && position.seq <= last.seq) return
     this.#positions.set(channel, position)
     this.#events.onMessage(channel, data, offset)
+  }
+
+  /**
+   * Handles a `GET /v1/poll` answer: its messages, then its offset as the new
+   * position. `recovered:false` means the history no longer reaches back to where
+   * this client was, so what follows is delivered as a fresh start.
+   */
+  onPolled (channel: string, messages: ReadonlyArray<{ offset: string, data: unknown }>, offset: string, recovered: boolean): void {
+    if (!this.#positions.has(channel)) return
+    if (!recovered) {
+      const previous = this.#positions.get(channel)
+      this.#positions.set(channel, undefined)
+      if (previous !== undefined) this.#events.onRecoveryFailed(channel)
+    }
+    for (const message of messages) this.onMessage(channel, message.offset, message.data)
+    const position = parse(offset)
+    const last = this.#positions.get(channel)
+    if (last === undefined || (position !== undefined && (position.epoch !== last.epoch || position.seq > last.seq))) {
+      this.#positions.set(channel, position)
+    }
   }
 }

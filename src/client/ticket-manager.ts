@@ -18,6 +18,8 @@ export interface TicketManagerOptions {
   readonly notReadyRetryDelaysMs?: readonly number[]
   /** 429s honoured (waiting Retry-After) before giving up. */
   readonly maxRateLimitRetries?: number
+  /** A ticket request that has not answered by then fails with a ConnectionError (default 10 s). */
+  readonly requestTimeoutMs?: number
   /** Injected for tests; `setTimeout` otherwise. */
   readonly sleep?: (ms: number) => Promise<void>
   readonly now?: () => number
@@ -124,10 +126,15 @@ export class TicketManager {
 
   async #post (token: string): Promise<Response> {
     this.#requests += 1
+    // A request lost on a dead connection would otherwise hang every caller sharing it.
+    const abort = new AbortController()
+    const timer = setTimeout(() => { abort.abort() }, this.#options.requestTimeoutMs ?? 10_000)
     try {
-      return await this.#fetch(`${this.#options.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })
+      return await this.#fetch(`${this.#options.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
     } catch (err) {
       throw new ConnectionError('NETWORK_ERROR', 'the gateway could not be reached', { cause: err })
+    } finally {
+      clearTimeout(timer)
     }
   }
 }

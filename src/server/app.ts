@@ -20,6 +20,7 @@ import openapiPlugin from './plugins/openapi.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
 import v1Routes from './routes/v1/index.js'
+import demoRoutes from './dev/demo.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -156,6 +157,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     messageRate: config.wsMessageRate,
     maxBufferedBytes: config.wsMaxBufferedBytes
   })
+  // SPEC §8: only a gateway running on its generated development secret serves the demo.
+  if (config.jwt.devSecret && config.jwt.secret !== undefined) await app.register(demoRoutes, { secret: config.jwt.secret })
 
   return app
 }

@@ -33,4 +33,5 @@ await app.listen({ port: config.port, host: config.host })
 if (config.jwt.devSecret) {
   app.log.warn({ event: 'auth.dev_secret', file: config.devSecretFile },
     'no JWT configuration: using a development secret. Mint a token with: npm run token -- --sub alice --session s1')
+  app.log.info({ event: 'dev.demo', path: '/demo' }, `demo page: http://localhost:${config.port}/demo`)
 }

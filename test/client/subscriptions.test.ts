@@ -51,3 +51,28 @@ await t.test('frames for channels not subscribed are ignored', async (t) => {
   t.same(delivered, [])
   t.same(subscriptions.channels, [])
 })
+
+await t.test('poll answers: messages in order, duplicates dropped, the answer offset kept', async (t) => {
+  const { subscriptions, delivered, lost } = harness()
+  subscriptions.add('c')
+  subscriptions.onPolled('c', [], 'E1:4', true)
+  t.equal(subscriptions.offsetOf('c'), 'E1:4', 'a first poll only sets the position')
+  subscriptions.onPolled('c', [{ offset: 'E1:4', data: 'seen' }, { offset: 'E1:5', data: 'a' }, { offset: 'E1:6', data: 'b' }], 'E1:6', true)
+  t.same(delivered, [['c', 'a', 'E1:5'], ['c', 'b', 'E1:6']])
+  t.equal(subscriptions.offsetOf('c'), 'E1:6')
+  subscriptions.onPolled('c', [], 'E1:3', true)
+  t.equal(subscriptions.offsetOf('c'), 'E1:6', 'an older answer never moves the position back')
+  t.same(lost, [])
+  subscriptions.onPolled('x', [{ offset: 'E1:1', data: 'nope' }], 'E1:1', true)
+  t.equal(delivered.length, 2, 'channels not subscribed are ignored')
+})
+
+await t.test('poll answer with recovered:false: the app is told, and what is retained is delivered', async (t) => {
+  const { subscriptions, delivered, lost } = harness()
+  subscriptions.add('c')
+  subscriptions.onPolled('c', [], 'E1:9', true)
+  subscriptions.onPolled('c', [{ offset: 'E2:1', data: 'after the loss' }], 'E2:1', false)
+  t.same(lost, ['c'])
+  t.same(delivered, [['c', 'after the loss', 'E2:1']])
+  t.equal(subscriptions.offsetOf('c'), 'E2:1')
+})

@@ -21,6 +21,9 @@ export function testConfig (env: Record<string, string | undefined> = {}): Confi
 export async function startGateway (t: Teardown, env: Record<string, string | undefined> = {}, options: { logStream?: DestinationStream, waitForEngine?: boolean } = {}): Promise<Gateway> {
   const config = testConfig(env)
   const app = await buildApp(config, { logStream: options.logStream })
+  // Fastify keeps idle keep-alive sockets for 72 s (meant for load balancers); in a test
+  // process such a socket keeps the event loop busy, so the root teardown would wait for it.
+  app.server.keepAliveTimeout = 1000
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   // The app listens before Redis is connected (by design); most tests want it ready.
