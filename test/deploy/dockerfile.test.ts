@@ -94,10 +94,13 @@ void t.test('npm ci with dev dependencies, then the build; production dependenci
 void t.test('the build stage gets every input of `npm run build` from the build context', async (t) => {
   const build = stageNamed('build')!
   const sources = copies(build).flatMap((copy) => copy.from === null ? copy.sources : [])
-  t.same(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'src'])
+  t.same(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src'])
   const script = (JSON.parse(readText('package.json')) as { scripts: Record<string, string> }).scripts.build!
   for (const project of [...script.matchAll(/tsc -p (\S+)/g)].map((match) => match[1]!)) {
     t.ok(sources.includes(project), `${project} (used by npm run build) is copied`)
+  }
+  for (const file of [...script.matchAll(/node (\S+)/g)].map((match) => match[1]!)) {
+    t.ok(sources.includes(file.split('/')[0]!), `${file} (run by npm run build) is copied`)
   }
   const rules = dockerignoreRules()
   for (const source of sources) {
@@ -156,7 +159,7 @@ void t.test('.dockerignore keeps dev files, secrets and local builds out of the 
     'README.md', 'src/server/.dev-secret', 'src/node_modules/x.js', 'npm-debug.log']) {
     t.ok(dockerignored(rules, path), `${path} is left out`)
   }
-  for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'src', 'src/server/main.ts', 'src/server/engine/lua/publish.lua', 'src/client/index.ts']) {
+  for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build-assets.mjs', 'src', 'src/server/main.ts', 'src/server/engine/lua/publish.lua', 'src/client/index.ts']) {
     t.notOk(dockerignored(rules, path), `${path} is sent`)
   }
 })
