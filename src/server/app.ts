@@ -98,7 +98,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   })
   const engine = createEngine(config, app.log.child({ component: 'engine' }), { onCommand: metrics.observeRedisCommand })
   if (engine.kind === 'memory') {
-    app.log.warn({ event: 'engine.memory' }, 'REDIS_URL is unset: using the embedded memory engine (one instance only, nothing shared)')
+    app.log.warn({ event: 'engine.memory' }, 'no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): using the embedded memory engine (one instance only, nothing shared)')
   }
 
   const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }) })
@@ -111,6 +111,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   let drained: Promise<void> | undefined
   app.decorate('drain', async () => {
+    relay.releaseWaiters()
     drained ??= hub.drain(config.shutdownGraceMs * DRAIN_SPREAD_SHARE, config.shutdownGraceMs * DRAIN_SETTLE_SHARE)
     await drained
   })
@@ -142,6 +143,12 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     if (request.ws && request.routeOptions.url !== config.wsPath) {
       return await reply.code(404).send(errorBody('NOT_FOUND', request.id))
     }
+  })
+
+  // Draining: keep-alive clients (ticket requests, long-polls) reconnect to another instance.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (hub.draining) reply.header('connection', 'close')
+    return payload
   })
 
   // Before the routes: its response hook times every one of them. /metrics goes on

@@ -232,3 +232,23 @@ void t.test('while draining: readiness 503, new upgrades get 1012 and keep their
   await elsewhere.closed
   await eventually(() => other.app.hub.size === 0)
 })
+
+await t.test('a long-poll waiting at drain answers at once, and the instance closes without waiting for it', async (t) => {
+  const gateway = await startGateway(t, { REDIS_URL: redis.url, SHUTDOWN_GRACE_MS: String(GRACE_MS) })
+  const token = await userToken('poller', 'p1')
+  const first = await fetch(`${gateway.baseUrl}/v1/poll?channel=user:poller`, { headers: { authorization: `Bearer ${token}` } })
+  const { offset } = await first.json() as { offset: string }
+
+  // Nothing will be published: without the drain this poll would be held for 30 s.
+  const poll = fetch(`${gateway.baseUrl}/v1/poll?channel=user:poller&since=${offset}&timeoutMs=30000`, { headers: { authorization: `Bearer ${token}` } })
+  await eventually(() => gateway.app.relay.channelCount === 1)
+  const draining = gateway.app.drain()
+  // A generous bound that only catches the poll being held for its whole timeout.
+  const answer = await Promise.race([poll, new Promise<never>((_resolve, reject) => setTimeout(() => { reject(new Error('the poll was not released by the drain')) }, 10_000).unref())])
+  t.equal(answer.status, 200)
+  t.same(await answer.json(), { messages: [], offset, recovered: true }, 'answered with what it had')
+  t.equal(answer.headers.get('connection'), 'close', 'the client reconnects elsewhere for its next poll')
+  await draining
+  await gateway.app.close()
+  t.pass('closed without waiting for the poll timeout')
+})

@@ -50,6 +50,8 @@ export class ChannelRelay {
   readonly #logger: EngineLogger
   readonly #maxChannelsPerConnection: number
   readonly #channels = new Map<string, ChannelState>()
+  /** Set by the drain: long-polls answer at once instead of waiting. */
+  #releasingWaiters = false
   readonly #metrics: RelayMetrics | undefined
 
   constructor (options: { engine: Engine, logger: EngineLogger, maxChannelsPerConnection: number, metrics?: RelayMetrics }) {
@@ -142,7 +144,7 @@ export class ChannelRelay {
     return {
       ready: state.listening,
       next: async (timeoutMs) => {
-        if (arrived) return true
+        if (arrived || this.#releasingWaiters) return arrived
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, timeoutMs)
           wake = () => { clearTimeout(timer); resolve() }
@@ -156,6 +158,17 @@ export class ChannelRelay {
         state.waiters.delete(waiter)
         this.#leave(channel)
       }
+    }
+  }
+
+  /**
+   * The drain: every long-poll waiting for a message answers now with what it has,
+   * and later ones do not wait, so no poll holds a closing instance for its timeout.
+   */
+  releaseWaiters (): void {
+    this.#releasingWaiters = true
+    for (const state of this.#channels.values()) {
+      for (const wake of state.waiters) wake()
     }
   }
 
