@@ -338,8 +338,8 @@ export class RealtimeClient {
           this.#stop(new AuthenticationError(error.code, 'the gateway refused a fresh ticket', { status: CLOSE_TICKET_REFUSED }))
           return
         }
+        // The refused ticket was marked used when its socket opened: the retry fetches a new one.
         ticketRetried = true
-        this.#tickets.clear()
         continue
       }
       this.#fail(error)
@@ -535,8 +535,7 @@ export class RealtimeClient {
     this.#requestCounter += 1
     const id = `sub-${this.#requestCounter}`
     this.#subscribeRequests.set(id, channel)
-    const since = this.#subscriptions.offsetOf(channel)
-    this.#write(JSON.stringify(since === undefined ? { type: 'subscribe', channel, id } : { type: 'subscribe', channel, since, id }))
+    this.#write(JSON.stringify({ ...this.#subscriptions.subscribeFrame(channel), id }))
   }
 
   #write (text: string): void {

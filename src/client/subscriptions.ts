@@ -50,14 +50,15 @@ export class Subscriptions {
     return position === undefined ? undefined : `${position.epoch}:${position.seq}`
   }
 
-  /** The `subscribe` frames for a (re)connect: with `since` where an offset is known. */
+  /** The `subscribe` frame for `channel`: with `since` once an offset is known. */
+  subscribeFrame (channel: string): { type: 'subscribe', channel: string, since?: string } {
+    const since = this.offsetOf(channel)
+    return since === undefined ? { type: 'subscribe', channel } : { type: 'subscribe', channel, since }
+  }
+
+  /** The `subscribe` frames for a (re)connect. */
   subscribeFrames (): Array<{ type: 'subscribe', channel: string, since?: string }> {
-    return this.channels.map((channel) => {
-      const position = this.#positions.get(channel)
-      return position === undefined
-        ? { type: 'subscribe', channel }
-        : { type: 'subscribe', channel, since: `${position.epoch}:${position.seq}` }
-    })
+    return this.channels.map((channel) => this.subscribeFrame(channel))
   }
 
   /** Handles `subscribed`: its offset is where the following messages continue from. */

@@ -75,8 +75,7 @@ await t.test('the demo exists only with the development secret', async (t) => {
   t.equal(token.status, 200)
   t.match(await token.json(), { token: String, sub: /^demo-/, channel: /^user:demo-/ })
 
-  const configured = buildApp(loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: 'a-configured-secret-of-thirty-two-characters' }))
-  const app = await configured
+  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: 'a-configured-secret-of-thirty-two-characters' }))
   t.teardown(async () => { await app.close() })
   t.equal((await app.inject({ method: 'GET', url: '/demo' })).statusCode, 404, 'a configured JWT secret: no demo')
   t.equal((await app.inject({ method: 'POST', url: '/demo/token' })).statusCode, 404, 'and no token minting')

@@ -10,7 +10,6 @@ import { rejectionOf, sleep } from '../helpers/async.js'
 import { TestClient } from '../helpers/ws-client.js'
 import { RealtimeClient, type RealtimeClientOptions, type ChannelMessage, type ClientStatus } from '../../src/client/connection.js'
 import { AuthenticationError, ConnectionError, GatewayClientError, TicketError } from '../../src/client/errors.js'
-import type { GatewayClientError as ErrorType } from '../../src/client/errors.js'
 import type { WebSocketConstructor } from '../../src/client/websocket.js'
 
 const redis = await RedisServer.start()
@@ -30,8 +29,8 @@ function clientOf (t: Teardown, url: string, options: Partial<RealtimeClientOpti
 }
 
 /** Everything a client reports, in order. */
-function record (client: RealtimeClient): { statuses: ClientStatus[], messages: ChannelMessage[], errors: ErrorType[] } {
-  const seen = { statuses: [] as ClientStatus[], messages: [] as ChannelMessage[], errors: [] as ErrorType[] }
+function record (client: RealtimeClient): { statuses: ClientStatus[], messages: ChannelMessage[], errors: GatewayClientError[] } {
+  const seen = { statuses: [] as ClientStatus[], messages: [] as ChannelMessage[], errors: [] as GatewayClientError[] }
   client.on('status', (status) => { seen.statuses.push(status) })
   client.on('message', (message) => { seen.messages.push(message) })
   client.on('error', (error) => { seen.errors.push(error) })

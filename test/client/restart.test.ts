@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import WebSocket from 'ws'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
-import { eventually, startGateway } from '../helpers/gateway.js'
+import { eventually, startGateway, statusOf } from '../helpers/gateway.js'
 import { ensureBuilt, projectRoot } from '../helpers/build.js'
 import { TEST_SECRET, userToken } from '../helpers/tokens.js'
 import { publish } from '../helpers/relay.js'
@@ -27,13 +27,7 @@ await t.test('SIGTERM (1012): the client reconnects with a fresh ticket and resu
     stdio: 'ignore'
   })
   t.teardown(() => { if (old.exitCode === null && old.signalCode === null) old.kill('SIGKILL') })
-  await eventually(async () => {
-    try {
-      return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200
-    } catch {
-      return false
-    }
-  }, 30_000)
+  await eventually(async () => await statusOf(`http://127.0.0.1:${port}/readyz`) === 200, 30_000)
   const replacement = await startGateway(t, { REDIS_URL: redis.url, SHUTDOWN_GRACE_MS: '500' })
   const balancer = await TcpProxy.start(port)
   t.teardown(async () => { await balancer.close() })

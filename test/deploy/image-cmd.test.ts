@@ -4,6 +4,8 @@ import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } fr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
+import { statusOf } from '../helpers/gateway.js'
+import { after } from '../helpers/async.js'
 import { userToken } from '../helpers/tokens.js'
 import { configMapData, dockerStages, exampleSecretData, execForm, readYaml, root, stageEnv } from './deploy-files.js'
 
@@ -48,20 +50,6 @@ cpSync(join(root, 'dist'), join(app, 'dist'), { recursive: true })
 const redis = await RedisServer.start()
 t.teardown(async () => { await redis.stop() })
 
-async function status (url: string): Promise<number | 'refused'> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2000) })
-    await response.arrayBuffer()
-    return response.status
-  } catch {
-    return 'refused'
-  }
-}
-
-/** Resolves with `value` after `ms`: the far side of a race that catches hangs. */
-async function after<T> (ms: number, value: T): Promise<T> {
-  return await new Promise((resolve) => { setTimeout(() => { resolve(value) }, ms).unref() })
-}
 
 /** Runs the compose healthcheck command (`CMD node -e ...`) with the container's PORT. */
 async function composeHealthcheck (port: number): Promise<number> {
@@ -114,7 +102,7 @@ void t.test('the image CMD with the image env, ConfigMap and example Secret: rea
 
   const baseUrl = `http://127.0.0.1:${port}`
   const deadline = Date.now() + 60_000
-  while (await status(`${baseUrl}/readyz`) !== 200) {
+  while (await statusOf(`${baseUrl}/readyz`) !== 200) {
     if (child.exitCode !== null) throw new Error(`the gateway exited with ${child.exitCode} before ready: ${stderr}`)
     if (Date.now() > deadline) throw new Error(`not ready within 60 s: ${stderr}`)
     await new Promise((resolve) => setTimeout(resolve, 50))
@@ -122,7 +110,7 @@ void t.test('the image CMD with the image env, ConfigMap and example Secret: rea
 
   const ready = await fetch(`${baseUrl}/readyz`)
   t.same(await ready.json(), { status: 'ready', checks: { engine: 'ok', draining: 'ok' } })
-  t.equal(await status(`${baseUrl}/livez`), 200)
+  t.equal(await statusOf(`${baseUrl}/livez`), 200)
   const metrics = await (await fetch(`${baseUrl}/metrics`)).text()
   t.match(metrics, /^rtgw_connections_open 0$/m, 'the HPA metric is served on the main port')
 

@@ -42,6 +42,20 @@ export async function requestTicket (gateway: Gateway, token?: string): Promise<
   return ((await response.json()) as { ticket: string }).ticket
 }
 
+/**
+ * The status of `GET url`, or 'refused' when nothing answers within 2 s: for gateways
+ * in child processes, which may be still starting or already gone.
+ */
+export async function statusOf (url: string): Promise<number | 'refused'> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2000) })
+    await response.arrayBuffer()
+    return response.status
+  } catch {
+    return 'refused'
+  }
+}
+
 /** Polls until `check` holds (readiness follows Redis asynchronously); the timeout only catches hangs. */
 export async function eventually (check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs

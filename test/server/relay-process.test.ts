@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
-import { eventually, requestTicket, startGateway, type Gateway } from '../helpers/gateway.js'
+import { eventually, requestTicket, startGateway, statusOf, type Gateway } from '../helpers/gateway.js'
 import { TestClient } from '../helpers/ws-client.js'
 import { TEST_SECRET } from '../helpers/tokens.js'
 import { mintDevToken } from '../../src/server/dev/dev-token.js'
@@ -24,13 +24,7 @@ await t.test("a subscriber's instance is SIGKILLed: the client resumes on the ot
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const doomed: Gateway = { app: undefined as never, config: undefined as never, baseUrl: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws` }
-  await eventually(async () => {
-    try {
-      return (await fetch(`${doomed.baseUrl}/readyz`)).status === 200
-    } catch {
-      return false
-    }
-  }, 30_000)
+  await eventually(async () => await statusOf(`${doomed.baseUrl}/readyz`) === 200, 30_000)
   const survivor = await startGateway(t, { REDIS_URL: redis.url })
 
   const token = await mintDevToken({ secret: TEST_SECRET, sub: 'alice', sessionId: 's1', channels: ['orders:*'] })

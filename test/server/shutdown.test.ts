@@ -3,7 +3,8 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
-import { eventually, requestTicket, startGateway } from '../helpers/gateway.js'
+import { eventually, requestTicket, startGateway, statusOf } from '../helpers/gateway.js'
+import { after } from '../helpers/async.js'
 import { TestClient, type ClosedEvent } from '../helpers/ws-client.js'
 import { TEST_SECRET, userToken } from '../helpers/tokens.js'
 
@@ -61,20 +62,6 @@ function gatewayPidUnder (pid: number): number | undefined {
   return undefined
 }
 
-async function readyzStatus (baseUrl: string): Promise<number | 'refused'> {
-  try {
-    const response = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(2000) })
-    await response.arrayBuffer()
-    return response.status
-  } catch {
-    return 'refused'
-  }
-}
-
-/** Resolves with `value` after `ms`: the far side of a race that catches hangs. */
-async function after<T> (ms: number, value: T): Promise<T> {
-  return await new Promise((resolve) => { setTimeout(() => { resolve(value) }, ms).unref() })
-}
 
 interface NpmGateway {
   readonly npm: ChildProcess
@@ -121,7 +108,7 @@ async function startNpm (t: Test): Promise<NpmGateway> {
   await eventually(async () => {
     if (npm.exitCode !== null) throw new Error(`npm start exited with ${npm.exitCode} before ready: ${stderr}`)
     gatewayPid ??= npm.pid === undefined ? undefined : gatewayPidUnder(npm.pid)
-    return await readyzStatus(baseUrl) === 200
+    return await statusOf(`${baseUrl}/readyz`) === 200
   }, 90_000)
   gatewayPid ??= npm.pid === undefined ? undefined : gatewayPidUnder(npm.pid)
   if (gatewayPid === undefined) throw new Error('no gateway process below npm start')
@@ -164,7 +151,7 @@ void t.test('SIGTERM to npm start: readiness 503, 1012 spread over time, exit 0'
 
   // Readiness fails at once: poll until it stops answering 200.
   let status: number | 'refused' = 200
-  while (status === 200 && Date.now() - signalledAt < 1000) status = await readyzStatus(gateway.baseUrl)
+  while (status === 200 && Date.now() - signalledAt < 1000) status = await statusOf(`${gateway.baseUrl}/readyz`)
   t.ok(status === 503 || status === 'refused', `readiness stops answering 200 within 1 s of the signal (got ${status})`)
 
   // Once the first socket is closed the process is draining and still listening: 503, naming the check.
@@ -191,7 +178,7 @@ void t.test('SIGTERM to npm start: readiness 503, 1012 spread over time, exit 0'
     t.ok(exit.at - signalledAt < budget)
   }
   t.equal(isAlive(gateway.gatewayPid), false, 'the gateway process is gone')
-  t.equal(await readyzStatus(gateway.baseUrl), 'refused')
+  t.equal(await statusOf(`${gateway.baseUrl}/readyz`), 'refused')
 
   const events = gateway.logs().map((line) => line.event)
   t.ok(events.includes('process.signal'), 'logs the signal')
@@ -244,7 +231,8 @@ await t.test('a long-poll waiting at drain answers at once, and the instance clo
   await eventually(() => gateway.app.relay.channelCount === 1)
   const draining = gateway.app.drain()
   // A generous bound that only catches the poll being held for its whole timeout.
-  const answer = await Promise.race([poll, new Promise<never>((_resolve, reject) => setTimeout(() => { reject(new Error('the poll was not released by the drain')) }, 10_000).unref())])
+  const answer = await Promise.race([poll, after(10_000, 'held' as const)])
+  if (answer === 'held') throw new Error('the poll was not released by the drain')
   t.equal(answer.status, 200)
   t.same(await answer.json(), { messages: [], offset, recovered: true }, 'answered with what it had')
   t.equal(answer.headers.get('connection'), 'close', 'the client reconnects elsewhere for its next poll')
