@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { freePort } from './redis-server.js'
+import { freePort, run, waitFor } from './redis-server.js'
 
 export interface RedisClusterOptions {
   /** Masters (no replicas); 3 is the smallest cluster `redis-cli --cluster create` accepts. */
@@ -15,23 +15,6 @@ export interface RedisClusterOptions {
   readonly tls?: { readonly cert: string, readonly key: string, readonly ca: string }
 }
 
-async function waitFor (check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what}: not in time`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
-
-async function run (command: string, args: string[]): Promise<string> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const [code] = await once(child, 'exit') as [number | null]
-  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${String(code)}: ${output}`)
-  return output
-}
 
 /**
  * A Redis Cluster owned by one test file: N `redis-server --cluster-enabled yes`

@@ -3,7 +3,9 @@ import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from './redis-server.js'
+import { freePort, run, waitFor } from './redis-server.js'
+
+export { waitFor }
 
 export interface RedisSentinelOptions {
   /** The name Sentinel monitors the master under. */
@@ -14,23 +16,6 @@ export interface RedisSentinelOptions {
   readonly sentinelPassword?: string
 }
 
-async function run (command: string, args: string[]): Promise<string> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-  const [code] = await once(child, 'exit') as [number | null]
-  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${String(code)}: ${output}`)
-  return output
-}
-
-export async function waitFor (check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what}: not in time`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 /**
  * A master, one replica and three Sentinels (quorum 2), owned by one test file:

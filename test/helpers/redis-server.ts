@@ -13,6 +13,26 @@ export async function freePort (): Promise<number> {
   return address.port
 }
 
+/** Runs a command to completion; its output, or an error with the output when it fails. */
+export async function run (command: string, args: string[]): Promise<string> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${String(code)}: ${output}`)
+  return output
+}
+
+/** Polls `check` (a throw counts as not yet) until it holds; the bound only catches hangs. */
+export async function waitFor (check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what}: not in time`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
 async function answersPing (port: number): Promise<boolean> {
   return await new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
