@@ -128,7 +128,9 @@ await t.test('MISSING_SESSION is a hard failure: no token refresh, no retry', as
 await t.test('4401 after a reused ticket: exactly one new ticket, then open', async (t) => {
   const counter = countingFetch()
   const sockets = countingWebSocket()
-  const client = clientOf(t, gateway.baseUrl, { fetch: counter.fetch, WebSocket: sockets.WebSocket })
+  const logged: string[] = []
+  const log = (message: string, details?: Record<string, unknown>): void => { logged.push(`${message} ${JSON.stringify(details ?? {})}`) }
+  const client = clientOf(t, gateway.baseUrl, { fetch: counter.fetch, WebSocket: sockets.WebSocket, logger: { debug: log, info: log, warn: log, error: log } })
   // Someone else spends the ticket the client holds (e.g. a copied URL).
   const held = await client.tickets.getValidTicket()
   const thief = new TestClient(`${gateway.wsUrl}?ticket=${held.ticket}`)
@@ -139,6 +141,8 @@ await t.test('4401 after a reused ticket: exactly one new ticket, then open', as
   t.equal(client.status, 'open')
   t.equal(counter.tickets(), 2, 'the spent ticket and one fresh one')
   t.equal(sockets.opened(), 2, 'one refused socket, one retry')
+  t.ok(logged.length > 0, 'the logger heard the refusal and the retry')
+  t.notOk(logged.some((line) => line.includes(held.ticket) || line.includes('ticket=')), 'no ticket in any log line')
 })
 
 await t.test('4401 twice in a row: AuthenticationError, no third socket', async (t) => {
