@@ -397,7 +397,10 @@ export class RealtimeClient {
         this.#endAttempt = undefined
         clearTimeout(connectTimer)
         clearInterval(heartbeat)
-        socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null
+        socket.onopen = socket.onmessage = socket.onclose = null
+        // Not null: closing a socket that is still connecting makes `ws` emit an error,
+        // and an EventEmitter error with no listener would be thrown at the app.
+        socket.onerror = () => {}
         if (socket.readyState <= OPEN) {
           try { socket.close(outcome.kind === 'stopped' ? 1000 : CLOSE_DEAD_SOCKET) } catch { /* already closing */ }
         }

@@ -199,6 +199,24 @@ await t.test('4429: the client backs off at least the initial delay before recon
   t.same(seen.statuses.slice(0, 3), ['connecting', 'open', 'reconnecting'])
 })
 
+await t.test('close() while the socket is still connecting ends quietly (no error thrown at the app)', async (t) => {
+  let opened = 0
+  class ClosedWhileConnecting extends WebSocket {
+    constructor (url: string) {
+      super(url)
+      opened += 1
+      // The handshake cannot have finished before the next microtask.
+      queueMicrotask(() => { client.close() })
+    }
+  }
+  const client = clientOf(t, gateway.baseUrl, { WebSocket: ClosedWhileConnecting })
+  const error = await rejectionOf(client.connect())
+  t.match(error, { code: 'CLIENT_CLOSED' })
+  t.equal(opened, 1)
+  t.equal(client.status, 'closed')
+  await sleep(100)
+})
+
 await t.test('a throwing message handler never stops later messages or other handlers', async (t) => {
   const errors: string[] = []
   const client = clientOf(t, gateway.baseUrl, { logger: { error: (message) => { errors.push(message) } } })
