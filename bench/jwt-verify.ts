@@ -21,7 +21,7 @@ const tokens = await mintTokens(1000)
 const secretBytes = new TextEncoder().encode(JWT_SECRET)
 const token = (i: number): string => tokens[i % tokens.length]!
 
-const jwtConfig = { secret: JWT_SECRET, sessionClaim: 'sessionId', clockToleranceSeconds: 5, cacheSize: 0, cacheTtlSeconds: 60, devSecret: false }
+const jwtConfig = { secret: JWT_SECRET, sessionClaim: 'sessionId', clockToleranceSeconds: 5, cacheSize: 0, cacheTtlSeconds: 60, devSecret: false, requireExp: false }
 const verifyToken = await createTokenVerifier(jwtConfig)
 // With the verified-token cache (JWT_CACHE_SIZE): every token of the pool is seen again.
 const verifyCached = await createTokenVerifier({ ...jwtConfig, cacheSize: 10_000 })

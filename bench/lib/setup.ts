@@ -29,7 +29,7 @@ export function gatewayEnv (redisUrl: string, logLevel: string, jwtCacheSize = 1
     LOG_LEVEL: logLevel,
     WS_PATH,
     TICKET_RATE_LIMIT_PER_USER: '1000000000',
-    TICKET_RATE_LIMIT_PER_IP: '1000000000',
+    AUTH_FAILURE_LIMIT_PER_IP: '1000000000',
     JWT_CACHE_SIZE: String(jwtCacheSize)
   }
 }

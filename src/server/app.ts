@@ -13,7 +13,7 @@ import { ChannelRelay } from './channels/channel-relay.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
-import errorHandlerPlugin from './plugins/error-handler.js'
+import errorHandlerPlugin, { frameworkErrorHandler } from './plugins/error-handler.js'
 import healthRoutes from './routes/health.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
@@ -70,6 +70,12 @@ export function createEngine (config: Config, logger: EngineLogger, options: { r
   })
 }
 
+/** Fastify's option for TRUST_PROXY; a hop count trusts the nearest `hops` addresses (as proxy-addr counts them). */
+function trustProxyOption (trust: Config['trustProxy']): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust
+  return typeof trust === 'boolean' ? trust : [...trust]
+}
+
 /**
  * Builds the gateway as a Fastify instance that is not yet listening. Tests build
  * real instances and listen on port 0; main.ts adds the process around it.
@@ -81,6 +87,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     requestIdHeader: false,
     logController: new GatewayLogController(),
     bodyLimit: 64 * 1024,
+    // SPEC §13: whose X-Forwarded-For is believed; request.ip (limits, logs) follows it.
+    trustProxy: trustProxyOption(config.trustProxy),
+    // Unknown or misspelt body fields are a 400, never silently dropped (SPEC §3).
+    ajv: { customOptions: { removeAdditional: false } },
+    frameworkErrors: frameworkErrorHandler,
     // Node's default would keep a draining process waiting on idle keep-alive sockets.
     forceCloseConnections: 'idle'
   })

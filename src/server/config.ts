@@ -10,7 +10,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 
 const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
-  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  // Default depends on the mode (below): 127.0.0.1 in dev mode, 0.0.0.0 otherwise.
+  HOST: Type.Optional(Type.String({ minLength: 1 })),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   NODE_ENV: Type.Optional(Type.String()),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -30,14 +31,24 @@ const EnvSchema = Type.Object({
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_SESSION_CLAIM: Type.String({ minLength: 1, default: 'sessionId' }),
+  // A token without `exp` would be valid forever: refused unless explicitly allowed.
+  JWT_REQUIRE_EXP: Type.Boolean({ default: true }),
   JWT_CLOCK_TOLERANCE_SECONDS: Type.Integer({ minimum: 0, maximum: 300, default: 5 }),
   JWT_CACHE_SIZE: Type.Integer({ minimum: 0, maximum: 1000000, default: 10000 }),
   JWT_CACHE_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
   TICKET_TTL_SECONDS: Type.Integer({ minimum: 1, maximum: 3600, default: 30 }),
   TICKET_RATE_LIMIT_PER_USER: Type.Integer({ minimum: 1, default: 30 }),
-  TICKET_RATE_LIMIT_PER_IP: Type.Integer({ minimum: 1, default: 600 }),
+  // Failed authentications only (SPEC §13): valid users behind one IP are never refused for it.
+  AUTH_FAILURE_LIMIT_PER_IP: Type.Integer({ minimum: 1, default: 60 }),
   TICKET_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60000 }),
   ALLOWED_ORIGINS: Type.Optional(Type.String()),
+  CORS_ORIGINS: Type.Optional(Type.String()),
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
+  // Admission control (SPEC §13): mean event-loop delay over one sample past which new
+  // tickets and upgrades are refused 503 OVERLOADED; utilization 0 disables that check.
+  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 200 }),
+  ADMISSION_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
+  ADMISSION_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60000, default: 500 }),
   WS_PATH: Type.String({ pattern: '^/[A-Za-z0-9/_.-]*$', default: '/ws' }),
   WS_MAX_PAYLOAD_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65536 }),
   WS_MESSAGE_RATE_PER_SECOND: Type.Integer({ minimum: 1, default: 50 }),
@@ -65,6 +76,8 @@ export interface JwtConfig {
   readonly audience?: string
   readonly sessionClaim: string
   readonly clockToleranceSeconds: number
+  /** Refuse tokens without `exp` (JWT_REQUIRE_EXP). */
+  readonly requireExp: boolean
   /** Verified tokens remembered (0 disables) and for how long at most. */
   readonly cacheSize: number
   readonly cacheTtlSeconds: number
@@ -77,6 +90,7 @@ export interface Config {
   readonly host: string
   /** Serve /metrics on this port (same HOST) instead of the main one; undefined: main port. */
   readonly metricsPort?: number
+  /** Production rules apply: NODE_ENV is anything but unset, `development` or `test` (SPEC §2). */
   readonly production: boolean
   /** The standalone URL (REDIS_URL); undefined on Sentinel and Cluster. */
   readonly redisUrl?: string
@@ -86,9 +100,15 @@ export interface Config {
   readonly redisCommandTimeoutMs: number
   readonly jwt: JwtConfig
   readonly ticketTtlSeconds: number
-  readonly ticketRateLimit: { readonly perUser: number, readonly perIp: number, readonly windowMs: number }
+  /** Tickets per user, failed authentications per client IP, per window (SPEC §13). */
+  readonly ticketRateLimit: { readonly perUser: number, readonly authFailuresPerIp: number, readonly windowMs: number }
   /** `null` allows any Origin; otherwise the exact Origins allowed. */
   readonly allowedOrigins: ReadonlySet<string> | null
+  /** Origins whose pages may call POST /ws-ticket and GET /v1/poll; `null`: any. */
+  readonly corsOrigins: ReadonlySet<string> | null
+  /** Fastify's `trustProxy`: which hops' X-Forwarded-For is believed (SPEC §13). */
+  readonly trustProxy: boolean | number | readonly string[]
+  readonly admission: { readonly maxEventLoopDelayMs: number, readonly maxEventLoopUtilization: number, readonly sampleIntervalMs: number }
   readonly wsPath: string
   readonly wsMaxPayloadBytes: number
   readonly wsMessageRate: { readonly perSecond: number, readonly burst: number }
@@ -103,6 +123,9 @@ export interface Config {
   readonly devSecretFile: string
 }
 
+/** NODE_ENV values that run development rules (SPEC §2); unset counts as development. */
+const DEVELOPMENT_ENVIRONMENTS: ReadonlySet<string> = new Set(['', 'development', 'test'])
+
 /** A configuration error: its message is the one line printed at boot. */
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -114,6 +137,43 @@ function describe (error: AjvError): string {
   const variable = error.params?.missingProperty ?? error.instancePath.replace(/^\//, '')
   const allowed = error.params?.allowedValues === undefined ? '' : ` (${error.params.allowedValues.join(', ')})`
   return `${variable} ${error.message ?? 'is invalid'}${allowed}`
+}
+
+/** A comma list of exact origins, or `*` (null: any origin). */
+function originsOf (variable: string, value: string): ReadonlySet<string> | null {
+  const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean)
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`Invalid configuration: ${variable} entry "${origin}" must be * or scheme://host[:port] with no path`)
+    }
+  }
+  return origins.includes('*') ? null : new Set(origins)
+}
+
+const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}(\/\d{1,2})?$/
+const IPV6_CIDR = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(\/\d{1,3})?$/
+
+/**
+ * TRUST_PROXY (SPEC §2, §13) in the forms Fastify's `trustProxy` takes: `true` (every
+ * hop: only when the gateway is reachable through the proxy alone), a hop count, or
+ * the proxies' addresses/CIDRs. Unset or `false`: the TCP peer is the client.
+ */
+function trustProxyOf (value: string | undefined): boolean | number | readonly string[] {
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value)
+    if (hops < 1 || hops > 32) throw new ConfigError('Invalid configuration: TRUST_PROXY hop count must be between 1 and 32')
+    return hops
+  }
+  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean)
+  for (const entry of entries) {
+    if (!IPV4_CIDR.test(entry) && !IPV6_CIDR.test(entry)) {
+      throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry}" must be an IP address or CIDR (or use true, false or a hop count)`)
+    }
+  }
+  if (entries.length === 0) throw new ConfigError('Invalid configuration: TRUST_PROXY must be true, false, a hop count or a comma list of IPs/CIDRs')
+  return Object.freeze(entries)
 }
 
 /**
@@ -131,7 +191,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     throw new ConfigError(`Invalid configuration: ${first ? describe(first) : (err as Error).message}`)
   }
 
-  const production = parsed.NODE_ENV === 'production'
+  // Only these run dev rules: a typo such as NODE_ENV=prod must never give dev mode (SPEC §2).
+  const production = !DEVELOPMENT_ENVIRONMENTS.has(parsed.NODE_ENV ?? '')
   const hasJwtConfig = parsed.JWT_SECRET !== undefined || parsed.JWT_JWKS_URL !== undefined
   let redis: RedisTopology | undefined
   try {
@@ -141,24 +202,21 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     throw new ConfigError(`Invalid configuration: ${err.message}`)
   }
   if (production && redis === undefined) {
-    throw new ConfigError('Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=production (the embedded engine serves one instance only)')
+    throw new ConfigError(`Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=${parsed.NODE_ENV ?? ''} (the embedded engine serves one instance only)`)
   }
   if (parsed.METRICS_PORT !== undefined && parsed.METRICS_PORT !== 0 && parsed.METRICS_PORT === parsed.PORT) {
     throw new ConfigError('Invalid configuration: METRICS_PORT must differ from PORT (unset it to serve /metrics on the main port)')
   }
   if (production && !hasJwtConfig) {
-    throw new ConfigError('Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=production')
+    throw new ConfigError(`Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=${parsed.NODE_ENV ?? ''}`)
   }
   if (production && parsed.ALLOWED_ORIGINS === undefined) {
-    throw new ConfigError('Invalid configuration: ALLOWED_ORIGINS is required when NODE_ENV=production (comma list of origins, or * to allow any)')
+    throw new ConfigError(`Invalid configuration: ALLOWED_ORIGINS is required when NODE_ENV=${parsed.NODE_ENV ?? ''} (comma list of origins, or * to allow any)`)
   }
 
-  const origins = (parsed.ALLOWED_ORIGINS ?? '*').split(',').map((origin) => origin.trim()).filter(Boolean)
-  for (const origin of origins) {
-    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
-      throw new ConfigError(`Invalid configuration: ALLOWED_ORIGINS entry "${origin}" must be * or scheme://host[:port] with no path`)
-    }
-  }
+  const allowedOrigins = originsOf('ALLOWED_ORIGINS', parsed.ALLOWED_ORIGINS ?? '*')
+  const corsOrigins = parsed.CORS_ORIGINS === undefined ? allowedOrigins : originsOf('CORS_ORIGINS', parsed.CORS_ORIGINS)
+  const trustProxy = trustProxyOf(parsed.TRUST_PROXY)
 
   let secret = parsed.JWT_SECRET
   const devSecret = !hasJwtConfig
@@ -171,7 +229,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
 
   return Object.freeze({
     port: parsed.PORT,
-    host: parsed.HOST,
+    // Dev mode serves a generated secret and an anonymous token mint: never on every interface by default.
+    host: parsed.HOST ?? (devSecret ? '127.0.0.1' : '0.0.0.0'),
     metricsPort: parsed.METRICS_PORT,
     production,
     redisUrl: parsed.REDIS_URL,
@@ -184,6 +243,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
       issuer: parsed.JWT_ISSUER,
       audience: parsed.JWT_AUDIENCE,
       sessionClaim: parsed.JWT_SESSION_CLAIM,
+      requireExp: parsed.JWT_REQUIRE_EXP,
       clockToleranceSeconds: parsed.JWT_CLOCK_TOLERANCE_SECONDS,
       cacheSize: parsed.JWT_CACHE_SIZE,
       cacheTtlSeconds: parsed.JWT_CACHE_TTL_SECONDS,
@@ -192,10 +252,17 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     ticketTtlSeconds: parsed.TICKET_TTL_SECONDS,
     ticketRateLimit: Object.freeze({
       perUser: parsed.TICKET_RATE_LIMIT_PER_USER,
-      perIp: parsed.TICKET_RATE_LIMIT_PER_IP,
+      authFailuresPerIp: parsed.AUTH_FAILURE_LIMIT_PER_IP,
       windowMs: parsed.TICKET_RATE_LIMIT_WINDOW_MS
     }),
-    allowedOrigins: origins.includes('*') ? null : new Set(origins),
+    allowedOrigins,
+    corsOrigins,
+    trustProxy,
+    admission: Object.freeze({
+      maxEventLoopDelayMs: parsed.ADMISSION_MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: parsed.ADMISSION_MAX_EVENT_LOOP_UTILIZATION,
+      sampleIntervalMs: parsed.ADMISSION_SAMPLE_INTERVAL_MS
+    }),
     wsPath: parsed.WS_PATH,
     wsMaxPayloadBytes: parsed.WS_MAX_PAYLOAD_BYTES,
     wsMessageRate: Object.freeze({ perSecond: parsed.WS_MESSAGE_RATE_PER_SECOND, burst: parsed.WS_MESSAGE_BURST }),

@@ -21,6 +21,17 @@ export class GatewayError extends Error {
   }
 }
 
+/**
+ * A `Retry-After` value (whole seconds) spread over [base, base + max(2, base/2)]
+ * (SPEC §13): clients refused in the same instant must not all return in the same
+ * second, or the refusal repeats itself as a herd.
+ */
+export function jitteredRetryAfter (baseSeconds: number, random: () => number = Math.random): number {
+  const base = Math.max(1, Math.ceil(baseSeconds))
+  const spread = Math.max(2, Math.ceil(base / 2))
+  return base + Math.floor(random() * (spread + 1))
+}
+
 /** The SPEC §3 error body for `code`. */
 export function errorBody (code: Code, traceId: string, message?: string): ErrorBody {
   const definition: CodeDefinition = codes[code]

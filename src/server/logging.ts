@@ -50,7 +50,14 @@ export class GatewayLogController extends LogController {
   override routeNotFound (): void {}
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const line = { event: 'http.request', req: request, res: reply, durationMs: Math.round(reply.elapsedTime * 10) / 10 }
+    const line = {
+      event: 'http.request',
+      req: request,
+      res: reply,
+      durationMs: Math.round(reply.elapsedTime * 10) / 10,
+      // Why it was refused, in the table's words (docs/operations.md reads logs by code).
+      ...(reply.errorCode === null || reply.errorCode === undefined ? {} : { code: reply.errorCode })
+    }
     if (error) reply.log.error({ ...line, err: error }, 'request errored')
     // Probes and scrapes run every few seconds: their lines would drown the rest.
     else if ((request.routeOptions.config as { accessLog?: string }).accessLog === 'debug') reply.log.debug(line, 'request completed')

@@ -4,7 +4,7 @@ import { createTokenVerifier } from '../../src/server/auth/token-verifier.js'
 import { GatewayError } from '../../src/server/errors.js'
 import { TEST_SECRET } from '../helpers/tokens.js'
 
-const jwtConfig = { secret: TEST_SECRET, sessionClaim: 'sessionId', clockToleranceSeconds: 0, cacheSize: 100, cacheTtlSeconds: 60, devSecret: false }
+const jwtConfig = { secret: TEST_SECRET, sessionClaim: 'sessionId', clockToleranceSeconds: 0, cacheSize: 100, cacheTtlSeconds: 60, devSecret: false, requireExp: false }
 
 async function sign (claims: Record<string, unknown>, exp: number, secret = TEST_SECRET): Promise<string> {
   return await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime(exp).sign(new TextEncoder().encode(secret))

@@ -16,7 +16,7 @@ const redis = await RedisServer.start()
 t.teardown(async () => { await redis.stop() })
 const admin = new Redis(redis.url)
 t.teardown(() => { admin.disconnect() })
-const gatewayEnv = { REDIS_URL: redis.url, TICKET_RATE_LIMIT_PER_USER: '10000', TICKET_RATE_LIMIT_PER_IP: '10000', SHUTDOWN_GRACE_MS: '500' }
+const gatewayEnv = { REDIS_URL: redis.url, TICKET_RATE_LIMIT_PER_USER: '10000', AUTH_FAILURE_LIMIT_PER_IP: '10000', SHUTDOWN_GRACE_MS: '500' }
 const gateway = await startGateway(t, gatewayEnv)
 
 interface Teardown { teardown (fn: () => unknown): void }

@@ -30,10 +30,15 @@ void t.test('defaults of every §2 variable', async (t) => {
     clockToleranceSeconds: 5,
     cacheSize: 10000,
     cacheTtlSeconds: 60,
-    devSecret: false
+    devSecret: false,
+    requireExp: true
   })
   t.equal(config.ticketTtlSeconds, 30)
+  t.same(config.ticketRateLimit, { perUser: 30, authFailuresPerIp: 60, windowMs: 60000 })
   t.equal(config.allowedOrigins, null, 'ALLOWED_ORIGINS defaults to * outside production')
+  t.equal(config.corsOrigins, null, 'CORS_ORIGINS defaults to ALLOWED_ORIGINS')
+  t.equal(config.trustProxy, false, 'TRUST_PROXY unset: the TCP peer is the client')
+  t.same(config.admission, { maxEventLoopDelayMs: 200, maxEventLoopUtilization: 0, sampleIntervalMs: 500 })
   t.equal(config.wsPath, '/ws')
   t.equal(config.wsMaxPayloadBytes, 65536)
   t.equal(config.heartbeatIntervalMs, 25000)
@@ -79,7 +84,8 @@ void t.test('set values are parsed into their types', async (t) => {
     clockToleranceSeconds: 5,
     cacheSize: 0,
     cacheTtlSeconds: 30,
-    devSecret: false
+    devSecret: false,
+    requireExp: true
   })
   t.equal(config.ticketTtlSeconds, 15)
   t.equal(config.wsPath, '/realtime/v1')
@@ -89,6 +95,47 @@ void t.test('set values are parsed into their types', async (t) => {
   t.equal(config.historySize, 50)
   t.equal(config.historyTtlSeconds, 60)
   t.equal(config.logLevel, 'debug')
+})
+
+void t.test('TRUST_PROXY forms, and CORS_ORIGINS apart from ALLOWED_ORIGINS', async (t) => {
+  const trust = (value: string): unknown => loadConfig({ JWT_SECRET: TEST_SECRET, TRUST_PROXY: value }).trustProxy
+  t.equal(trust('true'), true)
+  t.equal(trust('false'), false)
+  t.equal(trust('2'), 2, 'a hop count')
+  t.same(trust('10.0.0.0/8, 192.168.1.7,fd00::/8'), ['10.0.0.0/8', '192.168.1.7', 'fd00::/8'])
+  for (const [value, message] of [
+    ['0', 'TRUST_PROXY hop count must be between 1 and 32'],
+    ['proxy.internal', 'TRUST_PROXY entry "proxy.internal" must be an IP address or CIDR (or use true, false or a hop count)'],
+    [' , ', 'TRUST_PROXY must be true, false, a hop count or a comma list of IPs/CIDRs']
+  ] as const) {
+    t.equal(configError({ JWT_SECRET: TEST_SECRET, TRUST_PROXY: value }).message, `Invalid configuration: ${message}`)
+  }
+  const split = loadConfig({ JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: 'https://app.example.com', CORS_ORIGINS: 'https://app.example.com,https://admin.example.com' })
+  t.same([...split.allowedOrigins ?? []], ['https://app.example.com'])
+  t.same([...split.corsOrigins ?? []], ['https://app.example.com', 'https://admin.example.com'])
+  t.same([...loadConfig({ JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: 'https://app.example.com' }).corsOrigins ?? []], ['https://app.example.com'], 'CORS follows ALLOWED_ORIGINS by default')
+  t.match(configError({ JWT_SECRET: TEST_SECRET, CORS_ORIGINS: 'https://app.example.com/' }).message, /CORS_ORIGINS entry "https:\/\/app.example.com\/" must be \*/)
+})
+
+void t.test('dev mode only for NODE_ENV unset, development or test; then HOST defaults to 127.0.0.1', async (t) => {
+  for (const nodeEnv of [undefined, 'development', 'test']) {
+    const dev = loadConfig({ NODE_ENV: nodeEnv }, () => 'generated-development-secret-of-32-chars!')
+    t.equal(dev.jwt.devSecret, true, `NODE_ENV=${String(nodeEnv)}: dev secret`)
+    t.equal(dev.production, false)
+    t.equal(dev.host, '127.0.0.1', 'dev mode listens on loopback by default')
+  }
+  t.equal(loadConfig({ NODE_ENV: 'development', HOST: '0.0.0.0' }, () => 'generated-development-secret-of-32-chars!').host, '0.0.0.0', 'an explicit HOST wins')
+  for (const nodeEnv of ['prod', 'staging', 'Production', 'production ']) {
+    t.equal(configError({ NODE_ENV: nodeEnv }, () => 'dev').message,
+      `Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=${nodeEnv} (the embedded engine serves one instance only)`,
+      `NODE_ENV=${JSON.stringify(nodeEnv)} follows the production rules`)
+    t.equal(configError({ NODE_ENV: nodeEnv, REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*' }, () => 'dev').message,
+      `Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=${nodeEnv}`, 'never a generated secret')
+  }
+  const staging = loadConfig({ NODE_ENV: 'staging', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*', JWT_SECRET: TEST_SECRET })
+  t.equal(staging.production, true)
+  t.equal(staging.host, '0.0.0.0')
+  t.equal(loadConfig({ JWT_SECRET: TEST_SECRET }).host, '0.0.0.0', 'with a JWT config (not dev mode) HOST defaults to every interface')
 })
 
 void t.test('invalid values throw a one-line ConfigError naming the variable', async (t) => {

@@ -205,19 +205,67 @@ await t.test('429 RATE_LIMITED per user, shared across instances', async (t) => 
   t.equal(issued, 5, 'no ticket was issued to a limited request')
 })
 
-await t.test('429 RATE_LIMITED per IP, before authentication', async (t) => {
-  const limited = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'per-ip:', TICKET_RATE_LIMIT_PER_IP: '5' })
+await t.test('per IP only failed authentications count: past the limit they get 429, valid users never do', async (t) => {
+  const limited = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'per-ip:', AUTH_FAILURE_LIMIT_PER_IP: '5' })
+  for (let i = 0; i < 3; i += 1) t.equal((await bearer(limited, await userToken(`valid-${i}`, 's'))).status, 200, 'successes are not counted')
   t.equal((await post(limited)).status, 401)
   t.equal((await bearer(limited, 'garbage')).status, 401)
   t.equal((await bearer(limited, await userToken('erin', 'e1'))).status, 200)
   t.equal((await post(limited)).status, 401)
   t.equal((await bearer(limited, 'garbage')).status, 401)
+  t.equal((await bearer(limited, 'garbage')).status, 401, 'the fifth failure is still answered 401')
 
   const sixth = await post(limited)
   assertError(t, sixth, 429, 'TOO_MANY_REQUESTS', 'RATE_LIMITED', sixth.body.message as string)
   t.ok(Number(sixth.headers.get('retry-after')) >= 1, 'Retry-After ≥ 1')
-  t.equal((await bearer(limited, 'garbage')).status, 429, 'an invalid token is limited too')
-  t.equal((await bearer(limited, await userToken('frank', 'f1'))).status, 429, 'so is a valid one from the same IP')
+  t.equal((await bearer(limited, 'garbage')).status, 429, 'an invalid token past the limit')
+  t.equal((await bearer(limited, await userToken('frank', 'f1'))).status, 200, 'a valid user behind the same IP is served')
+  t.equal((await bearer(limited, await userToken('frank', 'f2'))).status, 200)
+})
+
+await t.test('200 garbage tokens from one IP with the shipped limits, then a valid user gets a ticket', async (t) => {
+  const shipped = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'garbage:' })
+  const statuses = new Map<number, number>()
+  for (let i = 0; i < 200; i += 1) {
+    const { status } = await bearer(shipped, `garbage.${i}.token`)
+    statuses.set(status, (statuses.get(status) ?? 0) + 1)
+  }
+  t.same([...statuses.keys()].sort(), [401, 429], 'garbage is refused, and limited once past the per-IP limit')
+  t.equal(statuses.get(401), 60, 'AUTH_FAILURE_LIMIT_PER_IP defaults to 60 per window')
+  t.equal((await bearer(shipped, await userToken('grace', 'g1'))).status, 200, 'the valid user is not locked out')
+})
+
+await t.test('Retry-After on 429 is jittered: 50 refusals do not all come back in the same second', async (t) => {
+  const limited = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'jitter:', AUTH_FAILURE_LIMIT_PER_IP: '1' })
+  t.equal((await bearer(limited, 'garbage')).status, 401)
+  const values = new Set<string>()
+  for (let i = 0; i < 50; i += 1) {
+    const answer = await bearer(limited, 'garbage')
+    t.equal(answer.status, 429)
+    values.add(answer.headers.get('retry-after') ?? '')
+  }
+  t.ok(values.size > 1, `several distinct Retry-After values (${[...values].join(', ')})`)
+  for (const value of values) t.ok(/^[1-9][0-9]*$/.test(value), `Retry-After ${value} is whole seconds ≥ 1`)
+})
+
+await t.test('TRUST_PROXY: X-Forwarded-For decides the client IP only when trusted', async (t) => {
+  const forwarded = async (gw: Gateway, ip: string): Promise<number> => {
+    const response = await fetch(`${gw.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: 'Bearer garbage', 'x-forwarded-for': ip } })
+    await response.arrayBuffer()
+    return response.status
+  }
+  const untrusted = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'untrusted:', AUTH_FAILURE_LIMIT_PER_IP: '2' })
+  t.same([await forwarded(untrusted, '198.51.100.1'), await forwarded(untrusted, '198.51.100.2'), await forwarded(untrusted, '198.51.100.3')], [401, 401, 429],
+    'default: the header is ignored, every request counts against the TCP peer')
+
+  const trusted = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'trusted:', AUTH_FAILURE_LIMIT_PER_IP: '2', TRUST_PROXY: '127.0.0.1/8' })
+  t.same([await forwarded(trusted, '198.51.100.1'), await forwarded(trusted, '198.51.100.1'), await forwarded(trusted, '198.51.100.1')], [401, 401, 429],
+    'trusted: one forwarded client is limited')
+  t.equal(await forwarded(trusted, '198.51.100.2'), 401, 'another forwarded client has its own count')
+
+  const hops = await startGateway(t, { REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'hops:', AUTH_FAILURE_LIMIT_PER_IP: '1', TRUST_PROXY: '1' })
+  t.same([await forwarded(hops, '203.0.113.9, 198.51.100.7'), await forwarded(hops, '203.0.113.10, 198.51.100.7')], [401, 429],
+    'a hop count of 1 believes only the nearest proxy: the client is the last forwarded address')
 })
 
 await t.test('unknown routes: 404 error body, never echoing the query string', async (t) => {

@@ -1,9 +1,17 @@
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify'
-import { GatewayError, errorBody } from '../errors.js'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { GatewayError, errorBody, jitteredRetryAfter } from '../errors.js'
 import type { Code } from '../../protocol/codes.js'
 
+declare module 'fastify' {
+  interface FastifyReply {
+    /** The machine code of an error answer, for its request log line (logging.ts). */
+    errorCode: Code | null
+  }
+}
+
 function send (reply: FastifyReply, code: Code, status: number, message?: string): FastifyReply {
+  reply.errorCode = code
   return reply.code(status).send(errorBody(code, reply.request.id, message))
 }
 
@@ -13,9 +21,10 @@ function send (reply: FastifyReply, code: Code, status: number, message?: string
  * so any ticket) included.
  */
 async function errorHandlerPlugin (app: FastifyInstance): Promise<void> {
+  app.decorateReply('errorCode', null)
   app.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
     if (error instanceof GatewayError) {
-      if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(error.retryAfterSeconds))
+      if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(jitteredRetryAfter(error.retryAfterSeconds)))
       if (error.statusCode >= 500) request.log.warn({ event: 'http.unavailable', code: error.code }, error.message)
       return send(reply, error.code, error.statusCode, error.message)
     }
@@ -31,6 +40,18 @@ async function errorHandlerPlugin (app: FastifyInstance): Promise<void> {
   })
 
   app.setNotFoundHandler((request, reply) => send(reply, 'NOT_FOUND', 404))
+}
+
+/**
+ * Fastify's own refusals before routing (`frameworkErrors`: a malformed URL such as
+ * `/%zz?ticket=…`, a bad content type) in the SPEC §3 envelope. Fastify's default
+ * answer quotes the URL, query string and so any ticket included.
+ */
+export function frameworkErrorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id)
+  const message = error.code === 'FST_ERR_BAD_URL' ? 'Malformed URL' : undefined
+  const status = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
+  void send(reply, 'BAD_REQUEST', status, message)
 }
 
 export default fp(errorHandlerPlugin, { name: 'rtgw-error-handler', fastify: '5.x' })

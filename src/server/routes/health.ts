@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { jitteredRetryAfter } from '../errors.js'
 import { LivenessResponse, ReadinessResponse } from '../../protocol/http.js'
 
 /**
@@ -36,7 +37,7 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
     }
     const failing = Object.entries(checks).filter(([, state]) => state === 'fail').map(([name]) => name)
     if (failing.length === 0) return { status: 'ready' as const, checks }
-    reply.header('retry-after', '1')
+    reply.header('retry-after', String(jitteredRetryAfter(1)))
     return await reply.code(503).send({ status: 'not_ready' as const, checks, failing })
   })
 }
