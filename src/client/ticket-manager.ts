@@ -18,6 +18,12 @@ export interface TicketManagerOptions {
   readonly notReadyRetryDelaysMs?: readonly number[]
   /** 429s honoured (waiting Retry-After) before giving up. */
   readonly maxRateLimitRetries?: number
+  /**
+   * 503 OVERLOADED / AUTH_UNAVAILABLE answers honoured (waiting the server's jittered
+   * Retry-After) before giving up with a TicketError; the client then backs off and
+   * reconnects, it never switches to polling for these (SPEC §6).
+   */
+  readonly maxUnavailableRetries?: number
   /** A ticket request that has not answered by then fails with a ConnectionError (default 10 s). */
   readonly requestTimeoutMs?: number
   /** Injected for tests; `setTimeout` otherwise. */
@@ -26,6 +32,12 @@ export interface TicketManagerOptions {
 }
 
 interface ErrorBody { code?: string, message?: string }
+
+/** The answer's Retry-After (seconds, already jittered by the gateway), capped at a minute. */
+function retryAfterMs (response: Response): number {
+  const seconds = Number(response.headers.get('retry-after') ?? '1')
+  return Math.min(Number.isFinite(seconds) && seconds > 0 ? seconds : 1, 60) * 1000
+}
 
 const defaultSleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -84,8 +96,10 @@ export class TicketManager {
   async #fetchTicket (): Promise<Ticket> {
     const notReadyDelays = this.#options.notReadyRetryDelaysMs ?? [200, 500, 1000]
     const maxRateLimitRetries = this.#options.maxRateLimitRetries ?? 3
+    const maxUnavailableRetries = this.#options.maxUnavailableRetries ?? 3
     let notReadyRetries = 0
     let rateLimitRetries = 0
+    let unavailableRetries = 0
     let refreshedToken = false
     let token = await this.#options.getToken({ forceRefresh: false })
 
@@ -116,8 +130,13 @@ export class TicketManager {
       }
       if (response.status === 429 && rateLimitRetries < maxRateLimitRetries) {
         rateLimitRetries += 1
-        const retryAfterSeconds = Number(response.headers.get('retry-after') ?? '1')
-        await this.#sleep(Math.min(Number.isFinite(retryAfterSeconds) ? retryAfterSeconds : 1, 60) * 1000)
+        await this.#sleep(retryAfterMs(response))
+        continue
+      }
+      // The instance is busy or cannot reach its key set: Redis is fine, so polling would not help.
+      if (response.status === 503 && (code === 'OVERLOADED' || code === 'AUTH_UNAVAILABLE') && unavailableRetries < maxUnavailableRetries) {
+        unavailableRetries += 1
+        await this.#sleep(retryAfterMs(response))
         continue
       }
       throw new TicketError(code, message, { status: response.status })

@@ -17,6 +17,8 @@ import errorHandlerPlugin, { frameworkErrorHandler } from './plugins/error-handl
 import healthRoutes from './routes/health.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
+import admissionPlugin from './plugins/admission.js'
+import corsPlugin from './plugins/cors.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
 import v1Routes from './routes/v1/index.js'
@@ -52,7 +54,7 @@ const DRAIN_SETTLE_SHARE = 0.2
 const IDEMPOTENCY_TTL_SECONDS = 300
 
 /** The engine the configuration names: Redis on its topology (REDIS_URL, Sentinel, Cluster) or the embedded one. */
-export function createEngine (config: Config, logger: EngineLogger, options: { readonly onCommand?: RedisCommandObserver } = {}): Engine {
+export function createEngine (config: Config, logger: EngineLogger, options: { readonly onCommand?: RedisCommandObserver, readonly isOverloaded?: () => boolean } = {}): Engine {
   const relay = {
     historySize: config.historySize,
     historyTtlSeconds: config.historyTtlSeconds,
@@ -66,7 +68,8 @@ export function createEngine (config: Config, logger: EngineLogger, options: { r
     commandTimeoutMs: config.redisCommandTimeoutMs,
     logger,
     relay,
-    ...(options.onCommand === undefined ? {} : { onCommand: options.onCommand })
+    ...(options.onCommand === undefined ? {} : { onCommand: options.onCommand }),
+    ...(options.isOverloaded === undefined ? {} : { isOverloaded: options.isOverloaded })
   })
 }
 
@@ -107,7 +110,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       channels: (): number => relay.channelCount
     }
   })
-  const engine = createEngine(config, app.log.child({ component: 'engine' }), { onCommand: metrics.observeRedisCommand })
+  const engine = createEngine(config, app.log.child({ component: 'engine' }), {
+    onCommand: metrics.observeRedisCommand,
+    // Read when a command times out, after admission control is registered below.
+    isOverloaded: () => app.isUnderPressure()
+  })
   if (engine.kind === 'memory') {
     app.log.warn({ event: 'engine.memory' }, 'no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): using the embedded memory engine (one instance only, nothing shared)')
   }
@@ -149,12 +156,21 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
+    reply.header('x-content-type-options', 'nosniff')
     // @fastify/websocket logs the full URL of upgrades to non-WebSocket routes: refuse them
     // first. (Registered after the plugin, whose own hook sets `request.ws`.)
     if (request.ws && request.routeOptions.url !== config.wsPath) {
       return await reply.code(404).send(errorBody('NOT_FOUND', request.id))
     }
   })
+
+  // After the hook above, so a refusal carries x-request-id too.
+  await app.register(admissionPlugin, {
+    ...config.admission,
+    admits: (request) => request.routeOptions.url === '/ws-ticket' || request.routeOptions.url === config.wsPath,
+    onRefused: (request) => { metrics.admissionRefusals.inc({ route: request.routeOptions.url === '/ws-ticket' ? 'ticket' : 'upgrade' }) }
+  })
+  await app.register(corsPlugin, { origins: config.corsOrigins, paths: new Set(['/ws-ticket', '/v1/poll']) })
 
   // Draining: keep-alive clients (ticket requests, long-polls) reconnect to another instance.
   app.addHook('onSend', async (_request, reply, payload) => {

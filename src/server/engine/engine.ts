@@ -111,6 +111,17 @@ export class EngineUnavailableError extends Error {
   override name = 'EngineUnavailableError'
 }
 
+/**
+ * A command failed because this process's own event loop stalled (the reply was
+ * most likely waiting in the socket while the timeout fired), not because Redis is
+ * down (SPEC §13). Deliberately not an EngineUnavailableError: callers that answer
+ * "Redis not ready" for those let this one through, and it is answered 503
+ * OVERLOADED instead.
+ */
+export class EngineOverloadedError extends Error {
+  override name = 'EngineOverloadedError'
+}
+
 /** Keeps readiness listeners; shared by both engines. */
 export class ReadinessSignal {
   #ready = false

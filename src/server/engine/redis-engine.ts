@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import {
+  EngineOverloadedError,
   EngineUnavailableError,
   ReadinessSignal,
   decodeTicketRecord,
@@ -51,7 +52,20 @@ interface RedisEngineSettings {
    * into the engine.
    */
   readonly onCommand?: RedisCommandObserver
+  /**
+   * True while this process is overloaded (admission control's view of the event
+   * loop). A command timeout then is reported as overload, not as Redis down.
+   */
+  readonly isOverloaded?: () => boolean
 }
+
+/** ioredis' error for a command that outlived `commandTimeout`. */
+const COMMAND_TIMEOUT_MESSAGE = 'Command timed out'
+/**
+ * A timeout that fired this much later than set means the timer itself waited for
+ * the event loop: the loop stalled, and the reply may well have been there.
+ */
+const LATE_TIMEOUT_FACTOR = 1.5
 
 /** Where Redis is: a standalone URL (shorthand), or any topology (docs/redis.md). */
 export type RedisEngineOptions = RedisEngineSettings & (
@@ -90,6 +104,8 @@ export class RedisEngine implements Engine {
   readonly #logger: EngineLogger
   readonly #relay: RelaySettings
   readonly #onCommand: RedisCommandObserver | undefined
+  readonly #isOverloaded: () => boolean
+  readonly #commandTimeoutMs: number
   /** Pub/sub connection(s); the same object as `client` on a Cluster. */
   readonly #subscriber: RedisClient
   /** Cluster: channels use SSUBSCRIBE/SPUBLISH. */
@@ -108,6 +124,8 @@ export class RedisEngine implements Engine {
     this.#logger = options.logger
     this.#relay = options.relay
     this.#onCommand = options.onCommand
+    this.#isOverloaded = options.isOverloaded ?? (() => false)
+    this.#commandTimeoutMs = options.commandTimeoutMs
     const topology: RedisTopology = options.topology ?? { kind: 'standalone', url: options.url }
     this.topology = topology.kind
     const { client, subscriber, cluster } = createRedisConnections(topology, { commandTimeoutMs: options.commandTimeoutMs })
@@ -303,13 +321,25 @@ export class RedisEngine implements Engine {
     }
   }
 
-  /** Any command failure means the engine could not serve: one error type for callers. */
+  /**
+   * Any command failure means the engine could not serve: one error type for callers,
+   * except a timeout caused by our own stalled event loop, which is overload (SPEC §13).
+   */
   async #command<T> (name: string, run: () => Promise<T>): Promise<T> {
+    const started = performance.now()
     try {
       return await this.#timed(name, run)
     } catch (err) {
-      throw new EngineUnavailableError((err as Error).message, { cause: err })
+      const message = (err as Error).message
+      if (message === COMMAND_TIMEOUT_MESSAGE && this.#stalledSince(started)) {
+        throw new EngineOverloadedError('event loop stalled while waiting for Redis', { cause: err })
+      }
+      throw new EngineUnavailableError(message, { cause: err })
     }
+  }
+
+  #stalledSince (started: number): boolean {
+    return performance.now() - started > this.#commandTimeoutMs * LATE_TIMEOUT_FACTOR || this.#isOverloaded()
   }
 
   #onReady (): void {

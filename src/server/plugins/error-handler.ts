@@ -2,6 +2,10 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError, errorBody, jitteredRetryAfter } from '../errors.js'
 import type { Code } from '../../protocol/codes.js'
+import { EngineOverloadedError } from '../engine/engine.js'
+
+/** Seconds an instance that stalled on its own loop asks a client to wait, before jitter. */
+const OVERLOADED_RETRY_AFTER_SECONDS = 2
 
 declare module 'fastify' {
   interface FastifyReply {
@@ -22,7 +26,11 @@ function send (reply: FastifyReply, code: Code, status: number, message?: string
  */
 async function errorHandlerPlugin (app: FastifyInstance): Promise<void> {
   app.decorateReply('errorCode', null)
-  app.setErrorHandler((error: FastifyError | GatewayError, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError | GatewayError | EngineOverloadedError, request, reply) => {
+    // Our own stall, not Redis (SPEC §13): routes pass it through untouched.
+    const error = thrown instanceof EngineOverloadedError
+      ? new GatewayError('OVERLOADED', { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS, cause: thrown })
+      : thrown
     if (error instanceof GatewayError) {
       if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(jitteredRetryAfter(error.retryAfterSeconds)))
       if (error.statusCode >= 500) request.log.warn({ event: 'http.unavailable', code: error.code }, error.message)

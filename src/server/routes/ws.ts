@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { ConsumeResult } from '../tickets/ticket-service.js'
 import { Connection, type FrameHandler } from '../ws/connection.js'
-import { closeCodeOf, errorBody } from '../errors.js'
+import { GatewayError, closeCodeOf } from '../errors.js'
 import { OtherErrors, errorResponses } from '../../protocol/http.js'
 import { ChannelAccess } from '../channels/channel-access.js'
 import { EngineUnavailableError } from '../engine/engine.js'
@@ -24,6 +24,26 @@ export interface WsRouteOptions {
   readonly heartbeatIntervalMs: number
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
   readonly maxBufferedBytes: number
+}
+
+/** What `ws` itself requires of an upgrade (RFC 6455 §4.2.1); checked here, before the ticket is spent. */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/
+const WEBSOCKET_VERSIONS = new Set(['8', '13'])
+const SUBPROTOCOL_LIST = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/
+
+/**
+ * Why `ws` would refuse this upgrade with 400 after the route's hooks ran, or
+ * undefined. Refusing it first keeps the ticket unspent (issue 9): a client whose
+ * upgrade was malformed can retry with the same ticket.
+ */
+function malformedUpgrade (headers: Record<string, string | string[] | undefined>): string | undefined {
+  const key = headers['sec-websocket-key']
+  if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key)) return 'Missing or invalid Sec-WebSocket-Key header'
+  const version = headers['sec-websocket-version']
+  if (typeof version !== 'string' || !WEBSOCKET_VERSIONS.has(version.trim())) return 'Missing or invalid Sec-WebSocket-Version header'
+  const protocols = headers['sec-websocket-protocol']
+  if (protocols !== undefined && (typeof protocols !== 'string' || !SUBPROTOCOL_LIST.test(protocols.trim()))) return 'Invalid Sec-WebSocket-Protocol header'
+  return undefined
 }
 
 const HandshakeQuery = Type.Object({
@@ -80,20 +100,23 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       querystring: HandshakeQuery,
       response: {
         101: { type: 'null', description: 'Switching Protocols: the WebSocket session starts' },
-        ...errorResponses('ORIGIN_NOT_ALLOWED', 'UPGRADE_REQUIRED'),
+        ...errorResponses('BAD_REQUEST', 'ORIGIN_NOT_ALLOWED', 'UPGRADE_REQUIRED', 'OVERLOADED'),
         default: OtherErrors
       }
     },
     onRequest: async (request, reply) => {
       if (!request.ws) {
-        return await reply.code(426).header('upgrade', 'websocket').send(errorBody('UPGRADE_REQUIRED', request.id))
+        reply.header('upgrade', 'websocket')
+        throw new GatewayError('UPGRADE_REQUIRED')
       }
       const origin = request.headers.origin
       if (origin !== undefined && options.allowedOrigins !== null && !options.allowedOrigins.has(origin)) {
         request.log.info({ event: 'ws.origin_rejected', origin: origin.slice(0, 200) }, 'origin not allowed')
         app.metrics.connect('403')
-        return await reply.code(403).send(errorBody('ORIGIN_NOT_ALLOWED', request.id))
+        throw new GatewayError('ORIGIN_NOT_ALLOWED')
       }
+      const malformed = malformedUpgrade(request.headers)
+      if (malformed !== undefined) throw new GatewayError('BAD_REQUEST', { message: malformed })
     },
     preHandler: async (request) => {
       // While draining the socket is closed with 1012 anyway: keep the ticket for another instance.

@@ -2,6 +2,7 @@ import type { WebSocket, RawData } from 'ws'
 import type { Code } from '../../protocol/codes.js'
 import type { ClientFrame, ServerFrame } from '../../protocol/frames.js'
 import { closeCodeOf } from '../errors.js'
+import { EngineOverloadedError } from '../engine/engine.js'
 import type { EngineLogger } from '../engine/engine.js'
 import { parseClientFrame } from './protocol.js'
 import { TokenBucket } from './token-bucket.js'
@@ -177,6 +178,11 @@ export class Connection {
   #dispatch (frame: ClientFrame): void {
     const id = frame.id
     const fail = (err: unknown): void => {
+      // Our own loop stalled (SPEC §13): a retryable answer, and not an error worth a line each.
+      if (err instanceof EngineOverloadedError) {
+        this.send({ type: 'error', code: 'OVERLOADED', ...(id === undefined ? {} : { id }) })
+        return
+      }
       this.logger.error({ event: 'ws.handler_failed', type: frame.type, err }, 'frame handler failed')
       this.send({ type: 'error', code: 'INTERNAL_ERROR', ...(id === undefined ? {} : { id }) })
     }
