@@ -48,7 +48,8 @@ const EnvSchema = Type.Object({
   // tickets and upgrades are refused 503 OVERLOADED; utilization 0 disables that check.
   ADMISSION_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 200 }),
   ADMISSION_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
-  ADMISSION_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 10, maximum: 60000, default: 500 }),
+  // Below ~100 ms a sample can hold no event-loop measurement at all, which under-pressure reads as infinite delay.
+  ADMISSION_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 500 }),
   WS_PATH: Type.String({ pattern: '^/[A-Za-z0-9/_.-]*$', default: '/ws' }),
   WS_MAX_PAYLOAD_BYTES: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 65536 }),
   WS_MESSAGE_RATE_PER_SECOND: Type.Integer({ minimum: 1, default: 50 }),
