@@ -4,6 +4,8 @@ import { RedisServer } from '../helpers/redis-server.js'
 import { eventually, requestTicket, startGateway } from '../helpers/gateway.js'
 import { TestClient } from '../helpers/ws-client.js'
 import { userToken } from '../helpers/tokens.js'
+import { busyFor, saturate } from '../helpers/stall.js'
+import { TicketManager } from '../../src/client/ticket-manager.js'
 import { DEFAULT_RELAY_SETTINGS } from '../../src/server/engine/memory-engine.js'
 import { RedisEngine } from '../../src/server/engine/redis-engine.js'
 import { EngineOverloadedError, EngineUnavailableError, type EngineLogger } from '../../src/server/engine/engine.js'
@@ -19,16 +21,6 @@ t.teardown(async () => { await redis.stop() })
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
-function busyFor (ms: number): void {
-  const until = performance.now() + ms
-  while (performance.now() < until) { /* the stall under test */ }
-}
-
-/** Keeps this process's loop saturated (busy 300 ms of every 320 ms) until stopped. */
-function saturate (): () => void {
-  const timer = setInterval(() => { busyFor(300) }, 320)
-  return () => { clearInterval(timer) }
-}
 
 void t.test('a saturated loop refuses new tickets and upgrades 503 OVERLOADED; sessions, /livez and /readyz go on', async (t) => {
   const gateway = await startGateway(t, {
@@ -104,4 +96,39 @@ void t.test('a command timing out because our loop stalled is OVERLOADED, not Re
   const slow = await engine.publish('c', '2').then(() => undefined, (err: unknown) => err)
   t.ok(slow instanceof EngineUnavailableError, `a paused Redis: EngineUnavailableError (${String(slow)})`)
   t.notOk(slow instanceof EngineOverloadedError)
+})
+
+void t.test('the SDK waits the Retry-After of 503 OVERLOADED and retries the ticket, never switching to polling', async (t) => {
+  const gateway = await startGateway(t, {
+    REDIS_URL: redis.url,
+    REDIS_KEY_PREFIX: 'admission-sdk:',
+    ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '100',
+    ADMISSION_SAMPLE_INTERVAL_MS: '200'
+  })
+  await eventually(() => !gateway.app.isUnderPressure(), 5000)
+  let stop = saturate()
+  t.teardown(() => { stop() })
+  await eventually(() => gateway.app.isUnderPressure(), 5000)
+
+  const waits: number[] = []
+  const statuses: number[] = []
+  const tickets = new TicketManager({
+    baseUrl: gateway.baseUrl,
+    getToken: async () => await userToken('sana', 's1'),
+    fetch: async (input, init) => {
+      const response = await fetch(input, init)
+      statuses.push(response.status)
+      return response
+    },
+    sleep: async () => {
+      waits.push(waits.length)
+      stop()
+      stop = () => {}
+      await eventually(() => !gateway.app.isUnderPressure(), 5000)
+    }
+  })
+  const ticket = await tickets.getValidTicket()
+  t.match(ticket.ticket, /^[A-Za-z0-9_-]{43}$/, 'a ticket once the instance is free again')
+  t.same(statuses, [503, 200], 'one refusal, then the retry succeeds')
+  t.equal(waits.length, 1, 'it waited once, for the Retry-After')
 })
