@@ -137,6 +137,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(enginePlugin, { engine })
   await app.register(errorHandlerPlugin)
+  await app.register(import('./plugins/json-body.js'))
   // Before any route, so the document sees them all.
   await app.register(openapiPlugin)
   await app.register(websocket, {

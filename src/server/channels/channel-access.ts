@@ -1,25 +1,22 @@
-import picomatch from 'picomatch'
+import { ChannelPatternList } from './channel-pattern.js'
 
 /**
  * Who may subscribe to what (SPEC §5): a user's own `user:<sub>` and
- * `session:<sessionId>` channels, and channels matching the glob patterns of the
- * JWT's `channels` claim, captured when the ticket was issued. Patterns compile
- * once per connection.
+ * `session:<sessionId>` channels, and channels matching the patterns of the JWT's
+ * `channels` claim (channel-pattern.ts), captured when the ticket was issued.
+ * Patterns compile once per connection (per request for polls).
  */
 export class ChannelAccess {
   readonly #own: ReadonlySet<string>
-  readonly #matches: (channel: string) => boolean
+  readonly #granted: ChannelPatternList
 
   constructor (identity: { readonly userId: string, readonly sessionId: string, readonly channelPatterns: readonly string[] }) {
     this.#own = new Set([`user:${identity.userId}`, `session:${identity.sessionId}`])
-    // `:` separates channel segments the way `/` separates path segments for picomatch.
-    const patterns = identity.channelPatterns.map((pattern) => pattern.replaceAll(':', '/'))
-    const matcher = patterns.length === 0 ? undefined : picomatch(patterns, { dot: true })
-    this.#matches = matcher === undefined ? () => false : (channel) => matcher(channel.replaceAll(':', '/'))
+    this.#granted = new ChannelPatternList(identity.channelPatterns)
   }
 
   canSubscribe (channel: string): boolean {
-    return this.#own.has(channel) || this.#matches(channel)
+    return this.#own.has(channel) || this.#granted.matches(channel)
   }
 }
 

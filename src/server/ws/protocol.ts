@@ -1,5 +1,6 @@
 import { Compile } from 'typebox/compile'
 import { clientFrameSchemas, type ClientFrame, type ClientFrameType } from '../../protocol/frames.js'
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../json-depth.js'
 
 export type ParseResult =
   | { readonly ok: true, readonly frame: ClientFrame }
@@ -30,6 +31,8 @@ export function parseClientFrame (text: string): ParseResult {
   }
   const record = value as Record<string, unknown>
   const id = requestIdOf(record)
+  // After the parse (which handles any depth) so the answer still carries the id.
+  if (jsonDepthExceeds(text)) return { ok: false, id, reason: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` }
   const type = record.type
   if (typeof type !== 'string' || !Object.hasOwn(validators, type)) {
     return { ok: false, id, reason: typeof type === 'string' ? `unknown type "${type.slice(0, 32)}"` : 'missing type' }
