@@ -14,6 +14,7 @@ import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
 import errorHandlerPlugin, { frameworkErrorHandler } from './plugins/error-handler.js'
+import jsonBodyPlugin from './plugins/json-body.js'
 import healthRoutes from './routes/health.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
@@ -137,7 +138,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   await app.register(enginePlugin, { engine })
   await app.register(errorHandlerPlugin)
-  await app.register(import('./plugins/json-body.js'))
+  await app.register(jsonBodyPlugin)
   // Before any route, so the document sees them all.
   await app.register(openapiPlugin)
   await app.register(websocket, {
