@@ -13,8 +13,14 @@ export interface Gateway {
   readonly wsUrl: string
 }
 
+/**
+ * In-process gateways share their event loop with the test's own clients and with
+ * the TypeScript loader, so the loop delay admission control reads is the test's,
+ * not the gateway's: it is off unless a test sets it (test/server/admission.test.ts).
+ * Gateways in child processes (the built server) run the shipped default.
+ */
 export function testConfig (env: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ...env })
+  return loadConfig({ JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
 }
 
 /** A real gateway listening on 127.0.0.1:<random>, closed when the test ends. */

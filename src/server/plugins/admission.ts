@@ -25,6 +25,11 @@ const OVERLOADED_RETRY_AFTER_SECONDS = 2
  * loop on a timer and each request reads the last sample, so a refusal costs nothing.
  */
 async function admissionPlugin (app: FastifyInstance, options: AdmissionOptions): Promise<void> {
+  // The first samples after boot measure our own startup (schema compilation, the
+  // Redis handshake), not load: nobody is refused until two clean samples can exist.
+  let armedAt = Number.POSITIVE_INFINITY
+  app.addHook('onListen', async () => { armedAt = performance.now() + 2 * options.sampleIntervalMs })
+
   await app.register(underPressure, {
     maxEventLoopDelay: options.maxEventLoopDelayMs,
     maxEventLoopUtilization: options.maxEventLoopUtilization,
@@ -33,7 +38,7 @@ async function admissionPlugin (app: FastifyInstance, options: AdmissionOptions)
     eventLoopUtilizationMode: 'interval',
     sampleInterval: options.sampleIntervalMs,
     pressureHandler: async (request) => {
-      if (!options.admits(request)) return
+      if (performance.now() < armedAt || !options.admits(request)) return
       options.onRefused(request)
       throw new GatewayError('OVERLOADED', { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS })
     }
