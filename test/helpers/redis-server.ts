@@ -47,14 +47,17 @@ async function answersPing (port: number): Promise<boolean> {
 /** A redis-server process owned by one test file: started on a free port, stopped by pid. */
 export class RedisServer {
   readonly port: number
+  readonly #args: readonly string[]
   #process: ChildProcess | undefined
 
-  private constructor (port: number) {
+  private constructor (port: number, args: readonly string[]) {
     this.port = port
+    this.#args = args
   }
 
-  static async start (port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? await freePort())
+  /** On `port` (a free one by default); `args` are extra redis-server options, e.g. an ACL `--user`. */
+  static async start (port?: number, options: { readonly args?: readonly string[] } = {}): Promise<RedisServer> {
+    const server = new RedisServer(port ?? await freePort(), options.args ?? [])
     await server.start()
     return server
   }
@@ -71,7 +74,7 @@ export class RedisServer {
   async start (): Promise<void> {
     if (this.#process !== undefined) throw new Error('already running')
     const child = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.#args
     ], { stdio: 'ignore' })
     this.#process = child
     const deadline = Date.now() + 10_000
