@@ -55,7 +55,10 @@ export class RedisServer {
     this.#args = args
   }
 
-  /** On `port` (a free one by default); `args` are extra redis-server options, e.g. an ACL `--user`. */
+  /**
+   * On `port` (a free one by default); `args` are extra redis-server options, e.g. an ACL `--user`.
+   * The default user must keep answering PING without a password: that is how start() sees it up.
+   */
   static async start (port?: number, options: { readonly args?: readonly string[] } = {}): Promise<RedisServer> {
     const server = new RedisServer(port ?? await freePort(), options.args ?? [])
     await server.start()
@@ -79,7 +82,11 @@ export class RedisServer {
     this.#process = child
     const deadline = Date.now() + 10_000
     while (!(await answersPing(this.port))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`)
+      if (child.exitCode !== null || Date.now() > deadline) {
+        // A server that runs but never answers (e.g. requirepass: PING gets NOAUTH) must not outlive the test.
+        await this.kill()
+        throw new Error(`redis-server on ${this.port} did not start`)
+      }
       await new Promise((resolve) => setTimeout(resolve, 25))
     }
   }
