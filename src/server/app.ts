@@ -194,7 +194,10 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     maxBufferedBytes: config.wsMaxBufferedBytes
   })
   // SPEC §8: only a gateway running on its generated development secret serves the demo.
-  if (config.jwt.devSecret && config.jwt.secret !== undefined) await app.register(demoRoutes, { secret: config.jwt.secret })
+  // (config.ts never gives production a dev secret; checked here too, as the demo mints tokens.)
+  if (config.jwt.devSecret && !config.production && config.jwt.secret !== undefined) {
+    await app.register(demoRoutes, { secret: config.jwt.secret, maxFrameBytes: config.wsMaxPayloadBytes })
+  }
 
   return app
 }

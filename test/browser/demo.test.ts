@@ -1,5 +1,6 @@
 import t from 'tap'
 import { existsSync, mkdirSync } from 'node:fs'
+import { decodeJwt } from 'jose'
 import { buildApp } from '../../src/server/app.js'
 import { loadConfig } from '../../src/server/config.js'
 import { RedisServer } from '../helpers/redis-server.js'
@@ -25,7 +26,7 @@ async function devGateway (t: { teardown: (fn: () => unknown) => void }, env: Re
   return `http://127.0.0.1:${address.port}`
 }
 
-await t.test('the demo page connects, publishes to itself and renders the message', { skip: missing }, async (t) => {
+await t.test('the demo page connects, publishes to itself through /demo/publish and renders the message', { skip: missing }, async (t) => {
   ensureBuilt()
   const { chromium } = await import('playwright-core')
   const redis = await RedisServer.start()
@@ -40,6 +41,8 @@ await t.test('the demo page connects, publishes to itself and renders the messag
   const page = await browser.newPage()
   const pageErrors: string[] = []
   page.on('pageerror', (error) => { pageErrors.push(error.message) })
+  const requested: string[] = []
+  page.on('request', (request) => { requested.push(`${request.method()} ${new URL(request.url()).pathname}`) })
 
   await page.goto(`${baseUrl}/demo`)
   await page.waitForSelector('#status[data-status="open"]', { timeout: 15_000 })
@@ -56,7 +59,12 @@ await t.test('the demo page connects, publishes to itself and renders the messag
   }, `user:${sub}`)
   t.match(state, { connected: true, mode: 'websocket', recovered: true })
   await page.fill('#text', 'hello from headless chromium')
-  await page.click('#send')
+  const [published] = await Promise.all([
+    page.waitForResponse((response) => new URL(response.url()).pathname === '/demo/publish', { timeout: 15_000 }),
+    page.click('#send')
+  ])
+  t.equal(published.status(), 200, 'the page publishes through the demo route')
+  t.match(await published.json(), { channel: `user:${sub}`, offset: /^[A-Za-z0-9_-]+:1$/ })
   await page.waitForSelector('#messages li', { timeout: 15_000 })
   const items = await page.$$eval('#messages li', (nodes) => nodes.map((node) => node.textContent))
   t.equal(items.length, 1)
@@ -66,6 +74,7 @@ await t.test('the demo page connects, publishes to itself and renders the messag
   await page.screenshot({ path: `${screenshotDir}/demo.png`, fullPage: true })
   t.ok(existsSync(`${screenshotDir}/demo.png`), 'screenshot saved to test-results/demo.png')
   t.same(pageErrors, [], 'no uncaught error in the page')
+  t.notOk(requested.some((request) => request.endsWith(' /v1/publish')), 'never the backend publish route')
 })
 
 await t.test('the demo exists only with the development secret', async (t) => {
@@ -73,12 +82,22 @@ await t.test('the demo exists only with the development secret', async (t) => {
   t.equal((await fetch(`${dev}/demo`)).status, 200)
   const token = await fetch(`${dev}/demo/token`, { method: 'POST' })
   t.equal(token.status, 200)
-  t.match(await token.json(), { token: String, sub: /^demo-/, channel: /^user:demo-/ })
+  const session = await token.json() as { token: string, sub: string, channel: string }
+  t.match(session, { token: String, sub: /^demo-/, channel: /^user:demo-/ })
+  t.equal(decodeJwt(session.token).scope, undefined, 'the demo token carries no scope')
+  const backendPublish = await fetch(`${dev}/v1/publish`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${session.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ channel: session.channel, data: 'x' })
+  })
+  t.equal(backendPublish.status, 403, 'so it cannot use the backend publish route')
+  t.match(await backendPublish.json(), { code: 'INSUFFICIENT_SCOPE' })
 
   const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: 'a-configured-secret-of-thirty-two-characters' }))
   t.teardown(async () => { await app.close() })
   t.equal((await app.inject({ method: 'GET', url: '/demo' })).statusCode, 404, 'a configured JWT secret: no demo')
   t.equal((await app.inject({ method: 'POST', url: '/demo/token' })).statusCode, 404, 'and no token minting')
+  t.equal((await app.inject({ method: 'POST', url: '/demo/publish', payload: { data: 'x' } })).statusCode, 404, 'and no demo publishing')
   t.equal((await app.inject({ method: 'GET', url: '/demo/realtime-gateway.js' })).statusCode, 404)
 
   t.throws(() => loadConfig({ NODE_ENV: 'production', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*' }, () => 'x'.repeat(32)), /JWT_SECRET or JWT_JWKS_URL is required/, 'production never runs on the development secret')

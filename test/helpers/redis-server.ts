@@ -47,14 +47,20 @@ async function answersPing (port: number): Promise<boolean> {
 /** A redis-server process owned by one test file: started on a free port, stopped by pid. */
 export class RedisServer {
   readonly port: number
+  readonly #args: readonly string[]
   #process: ChildProcess | undefined
 
-  private constructor (port: number) {
+  private constructor (port: number, args: readonly string[]) {
     this.port = port
+    this.#args = args
   }
 
-  static async start (port?: number): Promise<RedisServer> {
-    const server = new RedisServer(port ?? await freePort())
+  /**
+   * On `port` (a free one by default); `args` are extra redis-server options, e.g. an ACL `--user`.
+   * The default user must keep answering PING without a password: that is how start() sees it up.
+   */
+  static async start (port?: number, options: { readonly args?: readonly string[] } = {}): Promise<RedisServer> {
+    const server = new RedisServer(port ?? await freePort(), options.args ?? [])
     await server.start()
     return server
   }
@@ -71,12 +77,16 @@ export class RedisServer {
   async start (): Promise<void> {
     if (this.#process !== undefined) throw new Error('already running')
     const child = spawn('redis-server', [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning', ...this.#args
     ], { stdio: 'ignore' })
     this.#process = child
     const deadline = Date.now() + 10_000
     while (!(await answersPing(this.port))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`)
+      if (child.exitCode !== null || Date.now() > deadline) {
+        // A server that runs but never answers (e.g. requirepass: PING gets NOAUTH) must not outlive the test.
+        await this.kill()
+        throw new Error(`redis-server on ${this.port} did not start`)
+      }
       await new Promise((resolve) => setTimeout(resolve, 25))
     }
   }

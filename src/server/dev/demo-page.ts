@@ -1,7 +1,8 @@
 /**
  * The demo page (SPEC §8, dev only): gets a dev token, connects with the browser
  * build of the SDK, subscribes to `user:<sub>`, shows status and messages, and
- * publishes to itself. Rendered with textContent only: message data never becomes HTML.
+ * publishes to itself through POST /demo/publish (the token has no publish scope).
+ * Rendered with textContent only: message data never becomes HTML.
  */
 export const demoPage = `<!doctype html>
 <html lang="en">
@@ -67,10 +68,11 @@ client.on('message', ({ offset, data }) => {
 
 $('publish').addEventListener('submit', async (event) => {
   event.preventDefault()
-  const response = await fetch('/v1/publish', {
+  // The demo token has no publish scope: /demo/publish sends to this user's own channel only.
+  const response = await fetch('/demo/publish', {
     method: 'POST',
     headers: { authorization: 'Bearer ' + session.token, 'content-type': 'application/json' },
-    body: JSON.stringify({ channel: session.channel, data: { text: $('text').value } })
+    body: JSON.stringify({ data: { text: $('text').value } })
   })
   if (!response.ok) $('detail').textContent = (await response.json()).code
 })

@@ -1,10 +1,15 @@
 import { readFile } from 'node:fs/promises'
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { mintDevToken } from './dev-token.js'
 import { demoPage } from './demo-page.js'
-import { errorBody } from '../errors.js'
-import { Type } from 'typebox'
+import { BearerHeaders, OtherErrors, PublishResult, errorResponses } from '../../protocol/http.js'
+import { bearerToken } from '../auth/token-verifier.js'
+import { EngineUnavailableError } from '../engine/engine.js'
+import { formatOffset } from '../engine/offsets.js'
+import { GatewayError, errorBody } from '../errors.js'
 
 const DemoToken = Type.Object({
   token: Type.String(),
@@ -12,9 +17,19 @@ const DemoToken = Type.Object({
   channel: Type.String()
 })
 
+/** Only the data: the channel is always the caller's own, so the body cannot name one. */
+const DemoPublishBody = Type.Object({
+  data: Type.Unknown({ description: 'Any JSON value, delivered verbatim to user:<sub>' })
+}, { additionalProperties: false })
+
+/** The room POST /v1/publish keeps around `data` for the frame (type, channel, offset). */
+const FRAME_OVERHEAD_BYTES = 300
+
 export interface DemoOptions {
   /** The development secret (SPEC §8); the demo only exists when the gateway made one. */
   readonly secret: string
+  /** A delivered frame must fit the clients' limit (WS_MAX_PAYLOAD_BYTES), as on /v1/publish. */
+  readonly maxFrameBytes: number
 }
 
 // The browser bundle is built by `npm run build` (scripts/build-assets.mjs) into
@@ -36,9 +51,13 @@ async function readBundle (): Promise<string | undefined> {
 }
 
 /**
- * GET /demo, its SDK bundle, and POST /demo/token (a dev token for a fresh demo
- * user, allowed to publish so the page can publish to itself). Registered only
+ * GET /demo, its SDK bundle, POST /demo/token (a dev token for a fresh demo user)
+ * and POST /demo/publish (that user publishes to its own channel). Registered only
  * with the development secret, which production never has.
+ *
+ * Anyone who reaches the port can mint a demo token, so a demo token is an ordinary
+ * user token (sub, session, exp) with no scope: it cannot use /v1/publish. The page's
+ * "publish to myself" goes through /demo/publish, which can only reach `user:<sub>`.
  */
 export default async function demoRoutes (app: FastifyInstance, options: DemoOptions): Promise<void> {
   app.get('/demo', async (_request, reply) => {
@@ -55,7 +74,32 @@ export default async function demoRoutes (app: FastifyInstance, options: DemoOpt
 
   app.post('/demo/token', { schema: { response: { 200: DemoToken } } }, async () => {
     const sub = `demo-${randomUUID().slice(0, 8)}`
-    const token = await mintDevToken({ secret: options.secret, sub, sessionId: randomUUID(), scope: 'gateway:publish' })
+    const token = await mintDevToken({ secret: options.secret, sub, sessionId: randomUUID() })
     return { token, sub, channel: `user:${sub}` }
+  })
+
+  app.withTypeProvider<TypeBoxTypeProvider>().post('/demo/publish', {
+    schema: {
+      headers: BearerHeaders,
+      body: DemoPublishBody,
+      response: {
+        200: PublishResult,
+        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MESSAGE_TOO_LARGE_FOR_CLIENTS', 'PAYLOAD_TOO_LARGE', 'REDIS_NOT_READY'),
+        default: OtherErrors
+      }
+    }
+  }, async (request) => {
+    const { sub } = await app.verifyToken(bearerToken(request.headers.authorization))
+    const channel = `user:${sub}`
+    const data = JSON.stringify(request.body.data ?? null)
+    if (Buffer.byteLength(data) + FRAME_OVERHEAD_BYTES > options.maxFrameBytes) {
+      throw new GatewayError('MESSAGE_TOO_LARGE_FOR_CLIENTS', { message: `data is over the ${options.maxFrameBytes}-byte frame limit` })
+    }
+    try {
+      return { channel, offset: formatOffset(await app.engine.publish(channel, data)) }
+    } catch (err) {
+      if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
+      throw err
+    }
   })
 }

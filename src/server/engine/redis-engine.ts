@@ -19,6 +19,7 @@ import {
 import { parseOffset } from './offsets.js'
 import { createRedisConnections, type RedisClient } from './redis-connection.js'
 import type { RedisTopology } from './redis-topology.js'
+import { RedisUnreachableLog } from './redis-unreachable-log.js'
 
 const PUBLISH_SCRIPT = readFileSync(new URL('./lua/publish.lua', import.meta.url), 'utf8')
 const READ_HISTORY_SCRIPT = readFileSync(new URL('./lua/read-history.lua', import.meta.url), 'utf8')
@@ -57,6 +58,8 @@ interface RedisEngineSettings {
    * loop). A command timeout then is reported as overload, not as Redis down.
    */
   readonly isOverloaded?: () => boolean
+  /** Bound on repeated `engine.redis.unreachable` lines while Redis cannot be reached (default 30 s). */
+  readonly unreachableLogIntervalMs?: number
 }
 
 /** ioredis' error for a command that outlived `commandTimeout`. */
@@ -153,9 +156,14 @@ export class RedisEngine implements Engine {
       client.on('close', () => { this.#onDown('close') })
     }
     client.on('end', () => { this.#onDown('end') })
-    // Without a listener ioredis prints every failed reconnect; state changes are logged instead.
+    // Without a listener ioredis prints every failed reconnect. While ready, an error is
+    // news; while not, it is a failed (re)connect attempt: why Redis cannot be reached,
+    // logged at a bounded rate (the subscriber fails the same way, so only the client counts).
+    const unreachable = new RedisUnreachableLog({ logger: this.#logger, topology, intervalMs: options.unreachableLogIntervalMs })
+    this.#readiness.subscribe((ready) => { if (ready) unreachable.recovered() })
     client.on('error', (err: Error) => {
       if (this.#readiness.ready) this.#logger.error({ event: 'engine.redis.error', err: { message: err.message } }, 'redis error')
+      else if (!this.#closing) unreachable.failed(err)
     })
   }
 
