@@ -35,7 +35,7 @@ export const codes = {
   // Abuse and capacity
   RATE_LIMITED: { status: 429, error: 'TOO_MANY_REQUESTS', close: 4429, message: 'Rate limit exceeded', action: 'backoff' },
   // Admission control (SPEC §13): this instance's event loop is saturated; Redis is fine.
-  OVERLOADED: { status: 503, error: 'SERVICE_UNAVAILABLE', close: 1013, message: 'Gateway instance is overloaded; retry after Retry-After', action: 'backoff' },
+  OVERLOADED: { status: 503, error: 'SERVICE_UNAVAILABLE', message: 'Gateway instance is overloaded; retry after Retry-After', action: 'backoff' },
 
   // Engine availability: the exact 503 texts are part of the wire contract (SPEC §3, §4).
   WS_TICKET_REDIS_NOT_READY: {

@@ -39,10 +39,10 @@ const expected: Record<string, Record<string, Code[]>> = {
   'POST /ws-ticket': {
     401: [...AUTH, 'MISSING_SESSION'],
     429: ['RATE_LIMITED'],
-    503: ['WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE'],
+    503: ['WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER
   },
-  'GET /ws': { 403: ['ORIGIN_NOT_ALLOWED'], 426: ['UPGRADE_REQUIRED'], default: OTHER },
+  'GET /ws': { 400: ['BAD_REQUEST'], 403: ['ORIGIN_NOT_ALLOWED'], 426: ['UPGRADE_REQUIRED'], 503: ['OVERLOADED'], default: OTHER },
   'GET /livez': {},
   'GET /readyz': {},
   'GET /metrics': {},
