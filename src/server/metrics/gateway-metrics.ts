@@ -82,12 +82,6 @@ export class GatewayMetrics implements ConnectionMetrics {
     registers: [this.registry]
   })
 
-  readonly overloadedCommands = new Counter({
-    name: 'rtgw_redis_commands_overloaded_total',
-    help: 'Redis commands that timed out because this process stalled (answered OVERLOADED, not Redis down)',
-    registers: [this.registry]
-  })
-
   // WebSocket sessions
   readonly connectionsOpen = new Gauge({ name: 'rtgw_connections_open', help: 'Open WebSocket sessions on this instance', registers: [this.registry] })
   readonly wsConnects = new Counter({
