@@ -23,7 +23,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { SignJWT } from 'jose'
-import { ProcSampler, type ProcUsage } from './lib/proc-sampler.js'
+import { ProcSampler, type MachineUsage, type ProcUsage } from './lib/proc-sampler.js'
 import { RedisProcess, freePort } from './lib/redis-process.js'
 import { JWT_SECRET, fmt, gitRevision, log, table } from './lib/setup.js'
 import {
@@ -145,6 +145,10 @@ interface PhaseFigures {
   readonly victimExitMs?: number
   readonly victimExit?: string
   readonly tallies: PhaseTallies
+  /** Busy cores of the whole machine, of this run's processes, and of the gateways alone. */
+  readonly machine: MachineUsage
+  readonly runCores: number
+  readonly gatewayCores: number
   readonly readyz: ReadyzFigures
   readonly readyzByInstance: Record<string, ReadyzFigures>
 }
@@ -182,7 +186,9 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
     })()
     await cleaning
   }
+  let interrupted = false
   const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted = true
     log(`${signal}: stopping every process of the run`)
     void cleanup().finally(() => { process.exit(130) })
   }
@@ -384,6 +390,9 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
     const clients: ClientRecord[] = results.flatMap((result) => [...result.clients]).sort((a, b) => a.index - b.index)
     const caughtUp = results.every((result) => result.caughtUp)
     const polls = poller.polls
+    const toPerf = (at: number): number => at - performance.timeOrigin
+    const seconds0 = (phase: Phase): number => (phase.end - phase.start) / 1000
+    const coresOf = (usages: readonly ProcUsage[]): number => usages.reduce((sum, usage) => sum + usage.cpuSeconds, 0)
     const figures: PhaseFigures[] = phases.map((phase) => {
       const tallies = results.reduce((sum, result) => { const t = result.tallies[phase.name]; return t === undefined ? sum : mergeTallies(sum, t) }, emptyTallies())
       const byInstance: Record<string, ReadyzFigures> = {}
@@ -396,6 +405,9 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
         ...(phase.signalAt === undefined ? {} : { recovery: recoveryFigures(clients, phase.signalAt, phase.end, options.phaseTimeoutMs) }),
         ...(phase.victim === undefined ? {} : { victim: phase.victim, held: phase.held, heldOther: phase.heldOther, victimExitMs: phase.victimExitMs, victimExit: phase.victimExit }),
         tallies,
+        machine: sampler.machine(toPerf(phase.start), toPerf(phase.end)),
+        runCores: coresOf(sampler.usage(toPerf(phase.start), toPerf(phase.end))) / seconds0(phase),
+        gatewayCores: coresOf(sampler.usage(toPerf(phase.start), toPerf(phase.end)).filter((usage) => usage.label.startsWith('gw-'))) / seconds0(phase),
         readyz: readyzFigures(polls, phase.start, phase.end),
         readyzByInstance: byInstance
       }
@@ -405,6 +417,7 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
     const readyzAll = readyzFigures(polls, ramp.start, finish.end)
     const processes = sampler.usage()
     const gatewayProcesses = processes.filter((usage) => usage.label.startsWith('gw-'))
+    const finalStatus = clients.reduce<Record<string, number>>((sum, client) => { sum[client.finalStatus] = (sum[client.finalStatus] ?? 0) + 1; return sum }, {})
     const clientsWith = (test: (client: ClientRecord) => boolean): number => clients.filter(test).length
     const ticket429 = all.ticket['429'] ?? 0
     const ticket503 = all.ticket['503'] ?? 0
@@ -469,12 +482,14 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
         : [`${figure.name}: ${figure.victim ?? '?'} held ${figure.held ?? '?'} sessions (other instance ${figure.heldOther ?? '?'}); it ended ${figure.victimExit ?? '?'} ${figure.victimExitMs === undefined ? '' : `${seconds(figure.victimExitMs)} s after the signal`}`]),
       '',
       'Answers the clients got, by phase (counted at the clients: the SDK\'s fetch and ws)',
-      table(['phase', 'ticket requests', '200', '429', '503', 'other', 'network', 'upgrades refused', 'sockets', 'close codes', 'SDK errors'], figures.map((figure) => {
+      table(['phase', 'ticket requests', '200', '429', '503', 'other HTTP', 'fetch failed', 'upgrades refused', 'sockets', 'close codes', 'SDK errors'], figures.map((figure) => {
         const t = figure.tallies.ticket
         const requests = Object.values(t).reduce((sum, value) => sum + value, 0)
-        const other = Object.entries(t).filter(([key]) => !['200', '429', '503', 'network'].includes(key)).reduce((sum, [, value]) => sum + value, 0)
-        return [figure.name, String(requests), String(t['200'] ?? 0), String(t['429'] ?? 0), String(t['503'] ?? 0), String(other), String(t.network ?? 0), tallyText(figure.tallies.upgrade), String(figure.tallies.sockets), tallyText(figure.tallies.close), tallyText(figure.tallies.error)]
+        const failed = Object.fromEntries(Object.entries(t).filter(([key]) => !/^\d+$/.test(key)))
+        const other = Object.entries(t).filter(([key]) => /^\d+$/.test(key) && !['200', '429', '503'].includes(key)).reduce((sum, [, value]) => sum + value, 0)
+        return [figure.name, String(requests), String(t['200'] ?? 0), String(t['429'] ?? 0), String(t['503'] ?? 0), String(other), tallyText(failed), tallyText(figure.tallies.upgrade), String(figure.tallies.sockets), tallyText(figure.tallies.close), tallyText(figure.tallies.error)]
       })),
+      `clients open at the end with a channel not subscribed: ${clientsWith((client) => client.missingChannels.length > 0)} (${SHARED_CHANNEL}: ${clientsWith((client) => client.missingChannels.includes(SHARED_CHANNEL))}, user:<sub>: ${clientsWith((client) => client.missingChannels.some((channel) => channel.startsWith('user:')))}); final status ${tallyText(finalStatus)}`,
       `clients that got a 429 on /ws-ticket: ${clientsWith((client) => client.ticket429 > 0)}; a 503: ${clientsWith((client) => client.ticket503 > 0)}; a 503 on the upgrade: ${clientsWith((client) => client.upgrade503 > 0)}; ticket requests per client: max ${Math.max(0, ...clients.map((client) => client.ticketRequests))}`,
       '',
       `Ledger of ${SHARED_CHANNEL} per client (from its first subscribe to the end; recovered:false gaps counted apart)`,
@@ -484,6 +499,11 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
         `${ledger.outOfOrder} (${ledger.clientsOutOfOrder})`, `${ledger.skippedRecoveredFalse} (${ledger.clientsRecoveredFalse} clients)`, String(ledger.unconfirmed)
       ]]),
       `publisher: ${publishing.published} in ${publishing.seconds.toFixed(1)} s (${publishing.achievedRate.toFixed(1)}/s), attempts ${tallyText(publishing.attempts)}, longest gap between publishes ${fmt(publishing.maxGapMs, 0)} ms, p99 ${fmt(publishing.p99LatencyMs, 1)} ms, max ${fmt(publishing.maxLatencyMs, 1)} ms${ledger.clientsForeignEpoch > 0 ? `; ${ledger.clientsForeignEpoch} clients saw another epoch` : ''}`,
+      '',
+      'Machine CPU by phase, in cores (this run = the processes below; others = everything else on the machine: noise in every figure)',
+      table(['phase', 'seconds', 'machine busy', 'peak (1 s)', 'this run', 'gateways', 'others'], figures.map((figure) => [
+        figure.name, figure.seconds.toFixed(1), fmt(figure.machine.avgBusyCores, 2), fmt(figure.machine.peakBusyCores, 2), fmt(Number.isNaN(figure.machine.avgBusyCores) ? Number.NaN : figure.runCores, 2), fmt(Number.isNaN(figure.machine.avgBusyCores) ? Number.NaN : figure.gatewayCores, 2), fmt(Number.isNaN(figure.machine.avgBusyCores) ? Number.NaN : Math.max(0, figure.machine.avgBusyCores - figure.runCores), 2)
+      ])),
       '',
       `Processes (CPU % of one core; peak over ~1 s windows sampled every ${SAMPLE_INTERVAL_MS} ms from /proc)`,
       table(['process', 'pid', 'watched s', 'CPU s', 'avg CPU %', 'peak CPU %', 'peak RSS MiB', 'end'], [
@@ -506,7 +526,7 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
 
     // The slowest and the damaged clients, with their timelines, for the JSON.
     const relative = (at: number): number => Math.round(at - ramp.start)
-    const damaged = clients.filter((client) => client.ledger === undefined || client.ledger.lost > 0 || client.ledger.duplicated > 0 || client.ledger.outOfOrder > 0 || client.ups.length === 0)
+    const damaged = clients.filter((client) => client.ledger === undefined || client.ledger.lost > 0 || client.ledger.duplicated > 0 || client.ledger.outOfOrder > 0 || client.ups.length === 0 || client.missingChannels.length > 0)
     const lastUp = (client: ClientRecord): number => client.ups[client.ups.length - 1] ?? Number.MAX_SAFE_INTEGER
     const mostDisconnected = [...clients].sort((a, b) => b.downs.length - a.downs.length || lastUp(b) - lastUp(a)).slice(0, 10)
     const timeline = (client: ClientRecord): Record<string, unknown> => ({ ...client, ups: client.ups.map(relative), downs: client.downs.map(relative) })
@@ -537,7 +557,8 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
       clients: {
         caughtUp,
         ticketRequests: distribution(clients.map((client) => client.ticketRequests)),
-        finalStatus: clients.reduce<Record<string, number>>((sum, client) => { sum[client.finalStatus] = (sum[client.finalStatus] ?? 0) + 1; return sum }, {}),
+        finalStatus,
+        missingChannels: clientsWith((client) => client.missingChannels.length > 0),
         damaged: damaged.length,
         damagedExamples: damaged.slice(0, 50).map(timeline),
         mostDisconnected: mostDisconnected.map(timeline)
@@ -546,6 +567,8 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
     log(`results written to ${file}; gateway logs: ${gateways.map((gateway) => gateway.logFile).join(', ')}`)
     return 0
   } catch (err) {
+    // After Ctrl-C the run fails on the children being stopped: not news.
+    if (interrupted) return 130
     log(`avalanche failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
     return 1
   } finally {

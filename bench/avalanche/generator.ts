@@ -129,6 +129,13 @@ function watch (probe: Probe, client: Sdk.RealtimeClient): void {
   client.on('error', (error) => { bump(tallyOf().error, error.code) })
 }
 
+/** `timeout` (the SDK's AbortController, 10 s) or `network:<code>` for a fetch that threw. */
+function failureOf (err: unknown): string {
+  if (err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError')) return 'timeout'
+  const cause = (err as { cause?: { code?: unknown } }).cause
+  return `network:${typeof cause?.code === 'string' ? cause.code : 'other'}`
+}
+
 /** `fetch` that tallies the ticket answers the SDK gets (and lets everything through unchanged). */
 function countingFetch (probe: Probe): typeof fetch {
   return async (input, init) => {
@@ -138,7 +145,7 @@ function countingFetch (probe: Probe): typeof fetch {
     try {
       response = await fetch(input, init)
     } catch (err) {
-      bump(tallyOf().ticket, 'network')
+      bump(tallyOf().ticket, failureOf(err))
       throw err
     }
     bump(tallyOf().ticket, response.status)
@@ -281,7 +288,9 @@ async function finish (message: Extract<ToGenerator, { type: 'finish' }>): Promi
       upgrade503: probe.upgrade503,
       ticketRequests: probe.ticketRequests,
       ...(ledger === undefined ? {} : { ledger }),
-      finalStatus: probe.client?.status ?? 'none'
+      finalStatus: probe.client?.status ?? 'none',
+      // Open, but a channel the app subscribed to is not (or no longer) subscribed.
+      missingChannels: probe.client?.status === 'open' ? [...probe.pending] : []
     }
   })
   send({ type: 'result', clients, tallies, caughtUp })

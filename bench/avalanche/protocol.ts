@@ -32,7 +32,7 @@ export type ToGenerator =
 export type Tally = Record<string, number>
 
 export interface PhaseTallies {
-  /** POST /ws-ticket answers as the SDK's fetch saw them; `network` for a failed fetch. */
+  /** POST /ws-ticket answers as the SDK's fetch saw them; `timeout` / `network:<code>` for a fetch that threw. */
   readonly ticket: Tally
   /** HTTP status of refused upgrades (ws' "Unexpected server response"). */
   readonly upgrade: Tally
@@ -73,6 +73,8 @@ export interface ClientRecord {
   /** Undefined: the shared channel was never subscribed. */
   readonly ledger?: LedgerSummary
   readonly finalStatus: string
+  /** At the end, open but with these channels not subscribed (refused, or given up by the SDK). */
+  readonly missingChannels: readonly string[]
 }
 
 export type FromGenerator =

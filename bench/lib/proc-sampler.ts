@@ -24,6 +24,25 @@ export interface ProcUsage {
   readonly peakRssMiB: number
 }
 
+/** What the whole machine did over a window: every core, every process (ours and everyone else's). */
+export interface MachineUsage {
+  readonly seconds: number
+  /** Busy time over wall time, in cores (2.0 = two cores busy). */
+  readonly avgBusyCores: number
+  /** Highest over any window of about one second. */
+  readonly peakBusyCores: number
+}
+
+const CLOCK_TICKS_PER_SECOND = 100
+
+/** Busy time of all cores from /proc/stat (user, nice, system, irq, softirq, steal), microseconds. */
+export function machineBusyMicros (): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
+  const [, ...values] = line.trim().split(/\s+/)
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = values.map(Number)
+  return (user + nice + system + irq + softirq + steal) * (1_000_000 / CLOCK_TICKS_PER_SECOND)
+}
+
 function statusKiB (status: string, field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)
   return match === null ? 0 : Number(match[1])
@@ -54,6 +73,7 @@ interface Watched {
 export class ProcSampler {
   readonly #intervalMs: number
   readonly #watched: Watched[] = []
+  readonly #machine: Array<{ readonly at: number, readonly cpuMicros: number }> = []
   #timer: NodeJS.Timeout | undefined
 
   constructor (intervalMs = 500) {
@@ -73,6 +93,7 @@ export class ProcSampler {
 
   /** Takes a reading of every watched process now (also useful right before a kill). */
   sampleNow (): void {
+    this.#machine.push({ at: performance.now(), cpuMicros: machineBusyMicros() })
     for (const entry of this.#watched) {
       const sample = readProc(entry.pid)
       if (sample !== undefined) entry.samples.push(sample)
@@ -88,6 +109,33 @@ export class ProcSampler {
   usage (from = Number.NEGATIVE_INFINITY, to = Number.POSITIVE_INFINITY): ProcUsage[] {
     return this.#watched.map((entry) => summarize(entry, from, to))
   }
+
+  /** The machine's busy cores in [from, to] (performance.now() ms). */
+  machine (from = Number.NEGATIVE_INFINITY, to = Number.POSITIVE_INFINITY): MachineUsage {
+    const samples = this.#machine.filter((sample) => sample.at >= from && sample.at <= to)
+    const first = samples[0]
+    const last = samples[samples.length - 1]
+    const seconds = first === undefined || last === undefined ? 0 : (last.at - first.at) / 1000
+    const busy = first === undefined || last === undefined ? 0 : (last.cpuMicros - first.cpuMicros) / 1e6
+    // NaN: a window too short to have two samples.
+    return { seconds, avgBusyCores: seconds > 0 ? busy / seconds : Number.NaN, peakBusyCores: seconds >= 0.9 ? peakRate(samples) / 100 : Number.NaN }
+  }
+}
+
+/**
+ * Highest CPU % (of one core) over windows of at least one second: /proc counts in
+ * 10 ms ticks, shorter windows are noise.
+ */
+function peakRate (samples: ReadonlyArray<{ readonly at: number, readonly cpuMicros: number }>): number {
+  let peak = 0
+  let start = 0
+  for (let end = 1; end < samples.length; end++) {
+    while (start < end - 1 && samples[end]!.at - samples[start + 1]!.at >= 1000) start++
+    const span = samples[end]!.at - samples[start]!.at
+    if (span < 900) continue
+    peak = Math.max(peak, 100 * (samples[end]!.cpuMicros - samples[start]!.cpuMicros) / 1000 / span)
+  }
+  return peak
 }
 
 function summarize (entry: Watched, from: number, to: number): ProcUsage {
@@ -96,15 +144,7 @@ function summarize (entry: Watched, from: number, to: number): ProcUsage {
   const last = samples[samples.length - 1]
   const watchedSeconds = first === undefined || last === undefined ? 0 : (last.at - first.at) / 1000
   const cpuSeconds = first === undefined || last === undefined ? 0 : (last.cpuMicros - first.cpuMicros) / 1e6
-  let peakCpuPercent = 0
-  // Windows of at least one second: /proc counts in 10 ms ticks, shorter windows are noise.
-  let start = 0
-  for (let end = 1; end < samples.length; end++) {
-    while (start < end - 1 && samples[end]!.at - samples[start + 1]!.at >= 1000) start++
-    const span = samples[end]!.at - samples[start]!.at
-    if (span < 900) continue
-    peakCpuPercent = Math.max(peakCpuPercent, 100 * (samples[end]!.cpuMicros - samples[start]!.cpuMicros) / 1000 / span)
-  }
+  const peakCpuPercent = peakRate(samples)
   const peakRss = samples.reduce((peak, sample) => Math.max(peak, sample.rssBytes, from === Number.NEGATIVE_INFINITY ? sample.hwmBytes : 0), 0)
   return {
     label: entry.label,
