@@ -5,6 +5,7 @@
  *   npm run bench                              # default run (~1 min)
  *   npm run bench -- --duration 5 --rounds 1   # shorter
  *   npm run bench -- --skip-fanout             # without the fan-out phase (bench/fanout.ts)
+ *   npm run bench -- avalanche [options]       # only the reconnect avalanche (bench/avalanche.ts), not run by default
  *
  * Where the gateway's CPU goes: bench/profile.ts and bench/micro.ts.
  *
@@ -22,6 +23,13 @@ import { connectPhase } from './lib/connects.js'
 import { runFanout, writeFanoutResult } from './fanout.js'
 import { phaseTable } from './lib/report.js'
 import { WS_PATH, gatewayEnv, gitRevision, log, median, mintTokens } from './lib/setup.js'
+
+// `avalanche` as the first argument runs that benchmark alone (minutes at full scale,
+// so the default run leaves it out); its options are its own.
+if (process.argv[2] === 'avalanche') {
+  const { runAvalanche } = await import('./avalanche.js')
+  process.exit(await runAvalanche(process.argv.slice(3)))
+}
 
 const { values: args } = parseArgs({
   options: {
