@@ -115,6 +115,13 @@ const CLOSE_RATE_LIMITED = 4429
 const CLOSE_DEAD_SOCKET = 4000
 /** A send the server could not take yet (e.g. REDIS_NOT_READY) is offered again after this. */
 const SEND_RETRY_DELAY_MS = 1000
+/**
+ * A subscribe refused with a retryable code (REDIS_NOT_READY, OVERLOADED) is sent
+ * again, 0.5 s doubling to 8 s with jitter, until it is confirmed (SPEC §6: retried,
+ * never forgotten). A reconnect resubscribes every channel anyway.
+ */
+const SUBSCRIBE_RETRY_INITIAL_MS = 500
+const SUBSCRIBE_RETRY_MAX_MS = 8000
 
 const encoder = new TextEncoder()
 
@@ -156,6 +163,8 @@ export class RealtimeClient {
   readonly #subscribeWaiters = new Map<string, Array<Waiter<SubscribedInfo>>>()
   /** Request id of each `subscribe` in flight → its channel, to route a refusal. */
   readonly #subscribeRequests = new Map<string, string>()
+  /** Retryable refusals in a row, per channel (cleared on `subscribed`). */
+  readonly #subscribeRetries = new Map<string, number>()
   #readyWaiters: Array<Waiter<void>> = []
   #status: ClientStatus = 'closed'
   #wanted = false
@@ -492,6 +501,7 @@ export class RealtimeClient {
       case 'subscribed': {
         const channel = String(frame.channel)
         if (frame.id !== undefined) this.#subscribeRequests.delete(String(frame.id))
+        this.#subscribeRetries.delete(channel)
         this.#subscriptions.onSubscribed(channel, String(frame.offset), frame.recovered === true)
         this.#confirmSubscription({ channel, offset: String(frame.offset), recovered: frame.recovered === true })
         return
@@ -517,7 +527,8 @@ export class RealtimeClient {
     const channel = id === undefined ? undefined : this.#subscribeRequests.get(id)
     if (id !== undefined && channel !== undefined) {
       this.#subscribeRequests.delete(id)
-      this.#refuseSubscription(channel, error)
+      if (error.action === 'retry' || error.action === 'backoff') this.#retrySubscribe(channel, error)
+      else this.#refuseSubscription(channel, error)
       return
     }
     const pending = id === undefined ? undefined : this.#pendingSends.get(id)
@@ -532,6 +543,19 @@ export class RealtimeClient {
       return
     }
     this.#log('warn', 'error frame from the gateway', { code: frame.code })
+  }
+
+  #retrySubscribe (channel: string, error: GatewayClientError): void {
+    const attempt = (this.#subscribeRetries.get(channel) ?? 0) + 1
+    this.#subscribeRetries.set(channel, attempt)
+    const ceiling = Math.min(SUBSCRIBE_RETRY_INITIAL_MS * 2 ** (attempt - 1), SUBSCRIBE_RETRY_MAX_MS)
+    const delayMs = Math.round(ceiling / 2 + Math.random() * ceiling / 2)
+    this.#log('info', 'subscribe refused with a retryable code; trying again', { channel, code: error.code, delayMs })
+    const session = this.#session
+    setTimeout(() => {
+      // Only on the same socket: a new session resubscribes every channel by itself.
+      if (this.#status === 'open' && this.#session === session && this.#subscriptions.has(channel)) this.#sendSubscribe(channel)
+    }, delayMs)
   }
 
   #sendSubscribe (channel: string): void {

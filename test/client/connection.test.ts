@@ -330,6 +330,30 @@ await t.test('a refused channel rejects subscribe() with the gateway code and is
   t.equal(client.status, 'open')
 })
 
+await t.test('a subscribe refused with REDIS_NOT_READY is retried until Redis is back, never forgotten', async (t) => {
+  const ownRedis = await RedisServer.start()
+  t.teardown(async () => { await ownRedis.stop() })
+  const own = await startGateway(t, { ...gatewayEnv, REDIS_URL: ownRedis.url })
+  const client = clientOf(t, own.baseUrl)
+  const seen = record(client)
+  await client.connect()
+  const errors: string[] = []
+  client.on('error', (error) => { errors.push(error.code) })
+
+  await ownRedis.kill()
+  await eventually(() => !own.app.engine.isReady())
+  const subscribed = client.subscribe('user:alice')
+  await sleep(1500)
+  t.equal(client.status, 'open', 'the socket stays open while Redis is away')
+  await ownRedis.start()
+  await eventually(() => own.app.engine.isReady())
+  t.match(await subscribed, { channel: 'user:alice', recovered: true }, 'confirmed once Redis is back')
+  await publish(own, { channel: 'user:alice', data: 'after' })
+  await eventually(() => seen.messages.length === 1)
+  t.same(seen.messages.map((message) => message.data), ['after'])
+  t.same(errors, [], 'a retryable refusal is not reported as an error')
+})
+
 await t.test('Redis down: 200/500/1000 ms ticket retries, polling receives a message, Redis back: WebSocket again', async (t) => {
   const ownRedis = await RedisServer.start()
   t.teardown(async () => { await ownRedis.stop() })
