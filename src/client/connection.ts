@@ -534,7 +534,7 @@ export class RealtimeClient {
     const pending = id === undefined ? undefined : this.#pendingSends.get(id)
     if (id !== undefined && pending !== undefined) {
       // REDIS_NOT_READY and the like: keep it and try again shortly (and on every reconnect).
-      if (error.action === 'retry') {
+      if (error.action === 'retry' || error.action === 'backoff') {
         setTimeout(() => { if (this.#pendingSends.get(id) === pending) this.#write(pending.text) }, SEND_RETRY_DELAY_MS)
         return
       }

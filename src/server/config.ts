@@ -60,7 +60,8 @@ const EnvSchema = Type.Object({
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, maximum: 600000, default: 10000 }),
   HISTORY_SIZE: Type.Integer({ minimum: 1, maximum: 1000000, default: 1000 }),
   HISTORY_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
-  INBOUND_MAX_LENGTH: Type.Integer({ minimum: 1000, default: 1000000 }),
+  // Bounds Redis memory for unconsumed sends: about this × (WS_MAX_PAYLOAD_BYTES + 200 B) at worst (docs/redis.md).
+  INBOUND_MAX_LENGTH: Type.Integer({ minimum: 1000, maximum: 10000000, default: 100000 }),
   LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
   DEV_SECRET_FILE: Type.String({ minLength: 1, default: '.dev-secret' })
 })
