@@ -145,6 +145,26 @@ export async function relayContract (
         { epoch: a.epoch, seq: 2, recovered: false, messages: [] }, 'an unknown epoch even at the current seq')
     })
 
+    await t.test('readHistory with a since ahead of the head: not recovered, at the head, nothing (SPEC §5)', async (t) => {
+      const { engine } = await setup(t)
+      const first = await engine.publish('ahead', payload(1))
+      await engine.publish('ahead', payload(2))
+      const epoch = first.epoch
+      for (const seq of [3, 4, 999_999_999]) {
+        t.strictSame(await engine.readHistory('ahead', { epoch, seq }),
+          { epoch, seq: 2, recovered: false, messages: [] }, `since ${seq} with the head at 2`)
+      }
+      t.strictSame(await engine.readHistory('ahead', { epoch, seq: 2 }),
+        { epoch, seq: 2, recovered: true, messages: [] }, 'since at the head is still recovered')
+      const third = await engine.publish('ahead', payload(3))
+      t.strictSame(third, { epoch, seq: 3, duplicate: false }, 'a read ahead changes nothing')
+      t.strictSame(await engine.readHistory('ahead', { epoch, seq: 3 }), { epoch, seq: 3, recovered: true, messages: [] })
+
+      const empty = await engine.readHistory('empty')
+      t.strictSame(await engine.readHistory('empty', { epoch: empty.epoch, seq: 1 }),
+        { epoch: empty.epoch, seq: 0, recovered: false, messages: [] }, 'a channel with no message yet has no seq 1')
+    })
+
     await t.test('the history keeps historySize messages; a since older than that is not recovered', async (t) => {
       const { engine } = await setup(t)
       let epoch = ''

@@ -85,3 +85,33 @@ await t.test('live messages lost by pub/sub are filled from history, in order, b
   assertNoSilentGap(t, client.frames.slice(1))
   client.close()
 })
+
+await t.test('Redis down: a superseded subscribe gets the same REDIS_NOT_READY as the one that replaced it', async (t) => {
+  const flaky = await RedisServer.start()
+  t.teardown(async () => { await flaky.stop() })
+  const gateway = await startGateway(t, { REDIS_URL: flaky.url })
+  const token = await mintDevToken({ secret: TEST_SECRET, sub: 'alice', sessionId: 's1', channels: ['feed:*'] })
+  const client = new TestClient(`${gateway.wsUrl}?ticket=${await requestTicket(gateway, token)}`)
+  t.teardown(() => { client.socket.terminate() })
+  await client.frame(0)
+  // Listened to before Redis goes: there the history read is what fails, not the listen.
+  client.send({ type: 'subscribe', channel: 'feed:held', id: 'held' })
+  t.match(await client.frame(1), { type: 'subscribed', id: 'held' })
+  await flaky.kill()
+  await eventually(() => !gateway.app.engine.isReady(), 5000)
+  for (const channel of ['feed:down', 'feed:held']) {
+    client.send({ type: 'subscribe', channel, id: `${channel}-1` })
+    client.send({ type: 'subscribe', channel, since: 'AAAA:1', id: `${channel}-2` })
+  }
+  await client.frame(5)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.strictSame(client.frames.slice(2), [
+    { type: 'error', code: 'REDIS_NOT_READY', id: 'feed:down-1' },
+    { type: 'error', code: 'REDIS_NOT_READY', id: 'feed:down-2' },
+    { type: 'error', code: 'REDIS_NOT_READY', id: 'feed:held-1' },
+    { type: 'error', code: 'REDIS_NOT_READY', id: 'feed:held-2' }
+  ], 'one answer per id, the socket stays open')
+  client.send({ type: 'ping', id: 'still' })
+  t.strictSame(await client.frame(6), { type: 'pong', id: 'still' })
+  client.close()
+})

@@ -94,6 +94,94 @@ await t.test('since older than the retained history → recovered:false', async 
   client.close()
 })
 
+await t.test('since ahead of the head → recovered:false at the head, then every next live message', async (t) => {
+  const first = await publish(a, { channel: 'chat:ahead', data: 1 })
+  await publish(a, { channel: 'chat:ahead', data: 2 })
+  const epoch = String(first.body.offset).split(':')[0]!
+  const client = await session(b)
+  client.send({ type: 'subscribe', channel: 'chat:ahead', since: `${epoch}:9`, id: 'ahead' })
+  t.strictSame(await client.frame(1), { type: 'subscribed', channel: 'chat:ahead', id: 'ahead', offset: `${epoch}:2`, recovered: false })
+  const third = await publish(a, { channel: 'chat:ahead', data: 3 })
+  t.equal(third.body.offset, `${epoch}:3`)
+  t.strictSame(await client.frame(2), { type: 'message', channel: 'chat:ahead', offset: `${epoch}:3`, data: 3 }, 'not skipped as already seen')
+  client.close()
+})
+
+await t.test('GET /v1/poll with a since ahead of the head answers recovered:false at the head at once', async (t) => {
+  const first = await publish(a, { channel: 'chat:poll-ahead', data: 1 })
+  const epoch = String(first.body.offset).split(':')[0]!
+  const token = await mintDevToken({ secret: TEST_SECRET, sub: 'alice', sessionId: 's1', channels: ['chat:*'] })
+  const started = Date.now()
+  const response = await fetch(`${b.baseUrl}/v1/poll?channel=chat:poll-ahead&since=${epoch}:50&timeoutMs=20000`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal(response.status, 200)
+  t.strictSame(await response.json(), { messages: [], offset: `${epoch}:1`, recovered: false })
+  t.ok(Date.now() - started < 10_000, 'no waiting for the timeout')
+  const next = await fetch(`${b.baseUrl}/v1/poll?channel=chat:poll-ahead&since=${epoch}:1&timeoutMs=0`, { headers: { authorization: `Bearer ${token}` } })
+  t.strictSame(await next.json(), { messages: [], offset: `${epoch}:1`, recovered: true }, 'polling on from the offset it gave works')
+})
+
+await t.test('two subscribes back to back: both answered with the winner\'s position, its stream delivered once', async (t) => {
+  for (let n = 1; n <= 3; n += 1) await publish(a, { channel: 'chat:twice', data: n })
+  const { epoch: twice } = await b.app.engine.readHistory('chat:twice')
+  const client = await session(b)
+  client.send({ type: 'subscribe', channel: 'chat:twice', since: `${twice}:0`, id: 1 })
+  client.send({ type: 'subscribe', channel: 'chat:twice', since: `${twice}:1`, id: 2 })
+  await client.frame(4)
+  await publish(a, { channel: 'chat:twice', data: 4 })
+  await client.frame(5)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.strictSame(client.frames.slice(1), [
+    { type: 'subscribed', channel: 'chat:twice', id: 1, offset: `${twice}:1`, recovered: true },
+    { type: 'subscribed', channel: 'chat:twice', id: 2, offset: `${twice}:1`, recovered: true },
+    { type: 'message', channel: 'chat:twice', offset: `${twice}:2`, data: 2 },
+    { type: 'message', channel: 'chat:twice', offset: `${twice}:3`, data: 3 },
+    { type: 'message', channel: 'chat:twice', offset: `${twice}:4`, data: 4 }
+  ], 'the superseded subscribe is answered just before the winner; the replay follows the winner\'s since')
+
+  client.send({ type: 'subscribe', channel: 'chat:thrice', id: 'x' })
+  client.send({ type: 'subscribe', channel: 'chat:thrice' })
+  client.send({ type: 'subscribe', channel: 'chat:thrice', id: 'z' })
+  const { epoch: thrice } = await b.app.engine.readHistory('chat:thrice')
+  await client.frame(7)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.strictSame(client.frames.slice(6), [
+    { type: 'subscribed', channel: 'chat:thrice', id: 'x', offset: `${thrice}:0`, recovered: true },
+    { type: 'subscribed', channel: 'chat:thrice', id: 'z', offset: `${thrice}:0`, recovered: true }
+  ], 'each superseded one with an id, in request order (one without an id asks for no answer)')
+  client.close()
+})
+
+await t.test('subscribe immediately followed by unsubscribe: the subscribe is answered unsubscribed, and nothing is delivered', async (t) => {
+  const client = await session(b)
+  client.send({ type: 'subscribe', channel: 'chat:brief', id: 's' })
+  client.send({ type: 'unsubscribe', channel: 'chat:brief', id: 'u' })
+  await client.frame(2)
+  await publish(a, { channel: 'chat:brief', data: 'unseen' })
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.strictSame(client.frames.slice(1), [
+    { type: 'unsubscribed', channel: 'chat:brief', id: 's' },
+    { type: 'unsubscribed', channel: 'chat:brief', id: 'u' }
+  ])
+  t.equal(b.app.relay.subscriberCount('chat:brief'), 0, 'the instance no longer holds it')
+
+  client.send({ type: 'subscribe', channel: 'chat:brief', id: 'a1' })
+  client.send({ type: 'subscribe', channel: 'chat:brief', id: 'a2' })
+  client.send({ type: 'unsubscribe', channel: 'chat:brief', id: 'u2' })
+  await client.frame(5)
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.strictSame(client.frames.slice(3), [
+    { type: 'unsubscribed', channel: 'chat:brief', id: 'a1' },
+    { type: 'unsubscribed', channel: 'chat:brief', id: 'a2' },
+    { type: 'unsubscribed', channel: 'chat:brief', id: 'u2' }
+  ], 'a superseded one too')
+
+  client.send({ type: 'subscribe', channel: 'chat:brief', id: 'again' })
+  t.match(await client.frame(6), { type: 'subscribed', channel: 'chat:brief', id: 'again', recovered: true })
+  client.send({ type: 'unsubscribe', channel: 'chat:brief', id: 'u3' })
+  t.strictSame(await client.frame(7), { type: 'unsubscribed', channel: 'chat:brief', id: 'u3' }, 'an answered subscribe is not answered again')
+  client.close()
+})
+
 await t.test('channel authorization', async (t) => {
   const client = await session(a, ['news:*'])
   const cases = [['user:alice', 'subscribed'], ['session:s1', 'subscribed'], ['news:today', 'subscribed'], ['user:bob', 'error'], ['session:s2', 'error'], ['chat:lobby', 'error'], ['newsy', 'error']]

@@ -1,14 +1,27 @@
 import type { SubscribeFrame } from '../../protocol/frames.js'
 import { EngineUnavailableError, type ChannelMessage, type Engine, type EngineLogger } from '../engine/engine.js'
-import { formatOffset, parseOffset } from '../engine/offsets.js'
+import { formatOffset, parseOffset, type ChannelPosition } from '../engine/offsets.js'
 import type { Connection } from '../ws/connection.js'
+import { batchRead, chooseBase, nextHint, resumeFrom, type HistoryHint, type Resumption } from './recovery.js'
+import { ReplayScheduler, type ReplayJob } from './replay-scheduler.js'
+
+type RequestId = string | number
 
 /** One connection's view of one channel: where it is, and live messages held while it replays. */
 export interface ChannelSubscription {
   epoch: string
   lastSeq: number
-  /** Live messages that arrived while history was being read; null once live. */
+  /** Live messages that arrived while history was being read or replayed; null once live. */
   pending: ChannelMessage[] | null
+  /** The subscribe's own request id. */
+  readonly id: RequestId | undefined
+  /**
+   * Ids of earlier subscribes of this channel that this one superseded before they
+   * were answered. SPEC §5: each still gets exactly one answer, the same as this one's.
+   */
+  readonly superseded: readonly RequestId[]
+  /** Set once `subscribed` (or an error, or `unsubscribed`) has been sent for every id above. */
+  answered: boolean
 }
 
 /** What the relay counts (the app's GatewayMetrics). */
@@ -30,6 +43,43 @@ interface ChannelState {
   seq: number
   /** Live messages are handled one after another, so a gap fill never reorders them. */
   tail: Promise<void>
+  /** Resumes waiting for the next history read of this channel. */
+  queued: Resume[]
+  /** While a read is in flight: the resumes that arrived since, served by it when it covers them. */
+  joining: Resume[] | undefined
+  /** A read is due on the next turn (so the resumes of one burst share it). */
+  readDue: boolean
+  /** What the last read taught about the history (recovery.ts chooseBase). */
+  hint: HistoryHint | undefined
+}
+
+/** A subscribe waiting for the history read that answers it. */
+interface Resume {
+  readonly connection: Connection
+  readonly subscription: ChannelSubscription
+  readonly since: ChannelPosition | undefined
+  /** The channel's position on this instance when the subscription was registered (recovery.ts ResumeRequest). */
+  readonly seen: ChannelPosition | undefined
+  readonly resolve: () => void
+  readonly reject: (err: unknown) => void
+}
+
+/** The replayed messages of one read, each frame text built once for all the resumes it serves. */
+class ReplaySource {
+  readonly messages: readonly ChannelMessage[]
+  readonly #texts: Array<string | undefined>
+
+  constructor (messages: readonly ChannelMessage[]) {
+    this.messages = messages
+    this.#texts = new Array<string | undefined>(messages.length)
+  }
+
+  /** The frame text of `messages[index]` (given as `message`). */
+  text (index: number, message: ChannelMessage): string {
+    const text = this.#texts[index] ?? messageFrameText(message)
+    this.#texts[index] = text
+    return text
+  }
 }
 
 /** The §5 delivery frame, built once per message and sent as is to every local subscriber. */
@@ -44,6 +94,11 @@ function messageFrameText (message: ChannelMessage): string {
  * something (a Redis reconnect): the missing ones are read from history and delivered
  * first. A new epoch means the history itself was lost: subscribers are told
  * (`subscribed` with `recovered:false`) rather than left with a silent gap.
+ *
+ * Resumes are coalesced per channel (docs/architecture.md, "Resume under an
+ * avalanche"): the subscribes of a channel that arrive together share one history
+ * read, and replays are written in slices of REPLAY_FRAMES_PER_TURN frames, so a
+ * reconnect avalanche costs a few reads per channel and never stalls the event loop.
  */
 export class ChannelRelay {
   readonly #engine: Engine
@@ -53,9 +108,11 @@ export class ChannelRelay {
   /** Set by the drain: long-polls answer at once instead of waiting. */
   #releasingWaiters = false
   readonly #metrics: RelayMetrics | undefined
+  readonly #replays: ReplayScheduler
 
-  constructor (options: { engine: Engine, logger: EngineLogger, maxChannelsPerConnection: number, metrics?: RelayMetrics }) {
+  constructor (options: { engine: Engine, logger: EngineLogger, maxChannelsPerConnection: number, metrics?: RelayMetrics, replayFramesPerTurn?: number }) {
     this.#engine = options.engine
+    this.#replays = new ReplayScheduler(options.replayFramesPerTurn)
     this.#logger = options.logger
     this.#maxChannelsPerConnection = options.maxChannelsPerConnection
     this.#metrics = options.metrics
@@ -89,39 +146,33 @@ export class ChannelRelay {
       return
     }
     const since = frame.since === undefined ? undefined : parseOffset(frame.since) ?? undefined
-    const subscription: ChannelSubscription = { epoch: '', lastSeq: 0, pending: [] }
+    // A later subscribe of the same channel wins (its `since` decides the stream); an
+    // earlier one not answered yet is answered together with it (SPEC §5).
+    const previous = connection.subscriptions.get(channel)
+    const superseded = previous === undefined || previous.answered ? [] : [...previous.superseded, ...(previous.id === undefined ? [] : [previous.id])]
+    const subscription: ChannelSubscription = { epoch: '', lastSeq: 0, pending: [], id: frame.id, superseded, answered: false }
     connection.subscriptions.set(channel, subscription)
     const state = this.#join(channel, connection)
+    // From here on every live message reaches `pending`: the read must not be older than this.
+    const seen = state.epoch === '' ? undefined : { epoch: state.epoch, seq: state.seq }
     try {
       await state.listening
-      const read = await this.#engine.readHistory(channel, since)
-      // Unsubscribed, closed or subscribed again meanwhile: that one wins.
+      // Unsubscribed, closed or subscribed again meanwhile: that one answers.
       if (connection.subscriptions.get(channel) !== subscription) return
-      if (state.epoch === '') {
-        state.epoch = read.epoch
-        state.seq = read.seq
-      }
-      const resumed = since !== undefined && read.recovered
-      subscription.epoch = read.epoch
-      subscription.lastSeq = resumed ? since.seq : read.seq
-      connection.send({
-        type: 'subscribed',
-        channel,
-        ...id,
-        offset: formatOffset({ epoch: read.epoch, seq: subscription.lastSeq }),
-        recovered: since === undefined || read.recovered
+      await new Promise<void>((resolve, reject) => {
+        this.#queueResume(state, { connection, subscription, since, seen, resolve, reject })
       })
-      const pending = subscription.pending ?? []
-      subscription.pending = null
-      for (const message of read.messages) this.#deliver(connection, subscription, message, messageFrameText(message))
-      for (const message of pending) this.#deliver(connection, subscription, message, messageFrameText(message))
     } catch (err) {
-      if (connection.subscriptions.get(channel) === subscription) {
-        connection.subscriptions.delete(channel)
-        this.#leave(channel, connection)
-      }
-      if (!(err instanceof EngineUnavailableError)) throw err
-      connection.send({ type: 'error', code: 'REDIS_NOT_READY', ...id })
+      // Not current any more: whoever replaced it answers for it.
+      if (connection.subscriptions.get(channel) !== subscription) return
+      connection.subscriptions.delete(channel)
+      this.#leave(channel, connection)
+      subscription.answered = true
+      const code = err instanceof EngineUnavailableError ? 'REDIS_NOT_READY' : 'INTERNAL_ERROR'
+      for (const id of subscription.superseded) connection.send({ type: 'error', code, id })
+      // Anything else is a bug: the connection's handler logs it and answers this id.
+      if (code === 'INTERNAL_ERROR') throw err
+      connection.send({ type: 'error', code, ...id })
     }
   }
 
@@ -173,7 +224,18 @@ export class ChannelRelay {
   }
 
   unsubscribe (connection: Connection, channel: string): void {
-    if (connection.subscriptions.delete(channel)) this.#leave(channel, connection)
+    const subscription = connection.subscriptions.get(channel)
+    if (subscription === undefined) return
+    connection.subscriptions.delete(channel)
+    this.#leave(channel, connection)
+    if (subscription.answered) return
+    // SPEC §5: a subscribe still waiting for its history read never took effect. It is
+    // answered `unsubscribed` (with its own id), just before the unsubscribe's own
+    // answer (routes/ws.ts sends that right after this returns); no message follows.
+    subscription.answered = true
+    for (const id of [...subscription.superseded, ...(subscription.id === undefined ? [] : [subscription.id])]) {
+      connection.send({ type: 'unsubscribed', channel, id })
+    }
   }
 
   /** A closed connection leaves every channel. */
@@ -186,7 +248,19 @@ export class ChannelRelay {
     let state = this.#channels.get(channel)
     if (state === undefined) {
       const listening = this.#engine.listen(channel)
-      state = { channel, subscribers: new Set(), waiters: new Set(), listening, epoch: '', seq: 0, tail: Promise.resolve() }
+      state = {
+        channel,
+        subscribers: new Set(),
+        waiters: new Set(),
+        listening,
+        epoch: '',
+        seq: 0,
+        tail: Promise.resolve(),
+        queued: [],
+        joining: undefined,
+        readDue: false,
+        hint: undefined
+      }
       const created = state
       // A failed listen is not kept: the next subscriber tries again.
       listening.catch(() => { if (this.#channels.get(channel) === created) this.#channels.delete(channel) })
@@ -203,6 +277,131 @@ export class ChannelRelay {
     if (state.subscribers.size > 0 || state.waiters.size > 0) return
     this.#channels.delete(channel)
     this.#engine.unlisten(channel).catch(() => {})
+  }
+
+  /**
+   * A resume joins the read in flight (it is served by it if the read covers it) or
+   * waits for the next one, due on the next turn of the event loop so that every
+   * subscribe of a burst shares it: an avalanche costs O(channels) reads, not O(clients).
+   */
+  #queueResume (state: ChannelState, resume: Resume): void {
+    if (state.joining !== undefined) {
+      state.joining.push(resume)
+      return
+    }
+    state.queued.push(resume)
+    this.#scheduleRead(state)
+  }
+
+  #scheduleRead (state: ChannelState): void {
+    if (state.readDue) return
+    state.readDue = true
+    setImmediate(() => {
+      state.readDue = false
+      this.#readBatch(state).catch((err: unknown) => {
+        this.#logger.error({ event: 'relay.failed', err }, 'resume batch failed')
+      })
+    })
+  }
+
+  /** One history read for every queued resume of a channel; each is answered from it or queued again. */
+  async #readBatch (state: ChannelState): Promise<void> {
+    if (state.joining !== undefined) return
+    const members: Resume[] = []
+    for (const resume of state.queued) {
+      if (this.#isCurrent(state.channel, resume)) members.push(resume)
+      else resume.resolve()
+    }
+    state.queued = []
+    if (members.length === 0) return
+    const base = chooseBase(members.map((resume) => resume.since), state.hint)
+    const joining: Resume[] = []
+    state.joining = joining
+    try {
+      const read = await this.#engine.readHistory(state.channel, base)
+      state.joining = undefined
+      if (state.epoch === '') {
+        state.epoch = read.epoch
+        state.seq = read.seq
+      }
+      const batch = batchRead(base, read, state.hint)
+      state.hint = nextHint(batch)
+      const source = new ReplaySource(read.messages)
+      for (const [resumes, fresh] of [[members, true], [joining, false]] as const) {
+        for (const resume of resumes) {
+          if (!this.#isCurrent(state.channel, resume)) {
+            resume.resolve()
+            continue
+          }
+          const resumption = resumeFrom(batch, { since: resume.since, seen: resume.seen, fresh })
+          if (resumption === undefined) state.queued.push(resume)
+          else this.#replay(state.channel, resume, resumption, source)
+        }
+      }
+    } catch (err) {
+      state.joining = undefined
+      // Already settled ones ignore this; the others answer their error.
+      for (const resume of [...members, ...joining]) resume.reject(err)
+    }
+    if (state.queued.length > 0) this.#scheduleRead(state)
+  }
+
+  #isCurrent (channel: string, resume: Resume): boolean {
+    return resume.connection.subscriptions.get(channel) === resume.subscription
+  }
+
+  /**
+   * Answers a resume, then replays its messages and the live ones held meanwhile, in
+   * slices (ReplayScheduler); it goes live in the same step that delivers the last
+   * held message, so none is lost or doubled at the seam.
+   */
+  #replay (channel: string, resume: Resume, resumption: Resumption, source: ReplaySource): void {
+    const { connection, subscription } = resume
+    subscription.epoch = resumption.offset.epoch
+    subscription.lastSeq = resumption.offset.seq
+    let next = resumption.from
+    let held = 0
+    const job: ReplayJob & { done: boolean } = {
+      done: false,
+      run: (budget) => {
+        // Unsubscribed, closed or subscribed again: the replay is no longer wanted.
+        if (connection.subscriptions.get(channel) !== subscription) {
+          job.done = true
+          return 0
+        }
+        let written = 0
+        if (!subscription.answered) written += this.#answer(connection, channel, subscription, resumption)
+        for (let message = source.messages[next]; written < budget && message !== undefined; message = source.messages[next]) {
+          this.#write(connection, subscription, message, source.text(next, message))
+          next += 1
+          written += 1
+        }
+        if (next < source.messages.length) return written
+        // Then the live messages held meanwhile (more may arrive until the last is written).
+        const pending = subscription.pending ?? []
+        for (let message = pending[held]; written < budget && message !== undefined; message = pending[held]) {
+          this.#write(connection, subscription, message, messageFrameText(message))
+          held += 1
+          written += 1
+        }
+        if (held < pending.length) return written
+        subscription.pending = null
+        job.done = true
+        return written
+      }
+    }
+    this.#replays.add(job)
+    resume.resolve()
+  }
+
+  /** `subscribed` for the subscribe and every one it superseded: the same position for all. */
+  #answer (connection: Connection, channel: string, subscription: ChannelSubscription, resumption: Resumption): number {
+    subscription.answered = true
+    const offset = formatOffset(resumption.offset)
+    for (const id of subscription.superseded) connection.send({ type: 'subscribed', channel, id, offset, recovered: resumption.recovered })
+    const id = subscription.id === undefined ? {} : { id: subscription.id }
+    connection.send({ type: 'subscribed', channel, ...id, offset, recovered: resumption.recovered })
+    return subscription.superseded.length + 1
   }
 
   #enqueue (state: ChannelState, work: () => Promise<void>): void {
@@ -280,6 +479,10 @@ export class ChannelRelay {
       subscription.pending.push(message)
       return
     }
+    this.#write(connection, subscription, message, text)
+  }
+
+  #write (connection: Connection, subscription: ChannelSubscription, message: ChannelMessage, text: string): void {
     if (message.epoch !== subscription.epoch) this.#restart(connection, subscription, message.channel, message.epoch, message.seq - 1)
     if (message.seq <= subscription.lastSeq) return // replayed already: no duplicate at the seam
     subscription.lastSeq = message.seq

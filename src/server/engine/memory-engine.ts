@@ -103,7 +103,9 @@ export class MemoryEngine implements Engine {
     const position = { epoch: history.epoch, seq: history.seq }
     if (since === undefined) return { ...position, recovered: true, messages: [] }
     if (since.epoch !== history.epoch) return { ...position, recovered: false, messages: [] }
-    if (since.seq >= history.seq) return { ...position, recovered: true, messages: [] }
+    if (since.seq === history.seq) return { ...position, recovered: true, messages: [] }
+    // Ahead of the head (SPEC §5): not an offset of this history; the client restarts from the head.
+    if (since.seq > history.seq) return { ...position, recovered: false, messages: [] }
     const firstSeq = history.messages[0]?.seq ?? history.seq + 1
     if (since.seq + 1 < firstSeq) return { ...position, recovered: false, messages: [] }
     return { ...position, recovered: true, messages: history.messages.filter((message) => message.seq > since.seq) }

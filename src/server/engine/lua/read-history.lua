@@ -2,7 +2,8 @@
 -- KEYS[1] meta hash {epoch, seq}; KEYS[2] history stream
 -- ARGV[1] epoch to use if the channel has none; ARGV[2] history TTL seconds; ARGV[3] since epoch ('' for none);
 -- ARGV[4] since seq
--- Returns {epoch, seq, recovered (1/0), entries}
+-- Returns {epoch, seq, recovered (1/0), entries}; recovered 0 when `since` is from another epoch, older than the
+-- retained history or ahead of its head
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
@@ -13,7 +14,10 @@ local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 if ARGV[3] == '' then return {epoch, seq, 1, {}} end
 if ARGV[3] ~= epoch then return {epoch, seq, 0, {}} end
 local since = tonumber(ARGV[4])
-if since >= seq then return {epoch, seq, 1, {}} end
+if since == seq then return {epoch, seq, 1, {}} end
+-- Ahead of the head: not an offset of this history (SPEC §5), so the client restarts from the head
+-- rather than skip the next message as already seen.
+if since > seq then return {epoch, seq, 0, {}} end
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local firstSeq = seq + 1
 if first[1] then firstSeq = tonumber(string.match(first[1][1], '^(%d+)')) end

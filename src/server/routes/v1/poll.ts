@@ -58,6 +58,7 @@ export default async function pollRoute (app: FastifyInstance): Promise<void> {
     try {
       await waiter.ready
       const first = await app.engine.readHistory(channel, since)
+      // Not recovered (another epoch, trimmed away, or ahead of the head: SPEC §5) answers at once, from the head.
       if (since === undefined || !first.recovered || first.messages.length > 0 || timeoutMs === 0) return pollAnswer(first, since)
       await waiter.next(timeoutMs)
       return pollAnswer(await app.engine.readHistory(channel, since), since)

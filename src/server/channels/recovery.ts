@@ -1,0 +1,133 @@
+/**
+ * The pure part of resuming a subscription (SPEC §5): which history read to issue for
+ * a batch of resumes of one channel, and what one read tells each resume. No I/O and
+ * no clock, so every rule here is tested on its own (test/server/relay-recovery.test.ts);
+ * the ChannelRelay does the reading, the holding of live messages and the sending.
+ */
+import type { HistoryRead } from '../engine/engine.js'
+import type { ChannelPosition } from '../engine/offsets.js'
+
+/** One history read as the relay issued it: the `since` it was made with, and its answer. */
+export interface BatchRead {
+  /** The `since` passed to `readHistory` (undefined: a position read). */
+  readonly base: ChannelPosition | undefined
+  readonly read: HistoryRead
+  /**
+   * The highest seq of `read.epoch` known to predate the retained history (this read's
+   * `base` if it was not recovered, or what an earlier read proved). Trimming only
+   * moves forward within an epoch, so every `since` at or below it is lost for good.
+   */
+  readonly lostUpTo: number | undefined
+}
+
+/** One resume waiting for a read. */
+export interface ResumeRequest {
+  readonly since: ChannelPosition | undefined
+  /**
+   * The last position this instance had delivered on the channel when the resume
+   * registered (undefined: nothing yet). Every live message after it reaches the
+   * resume's held `pending` list, so a read whose head is at or after it leaves no seam.
+   */
+  readonly seen: ChannelPosition | undefined
+  /**
+   * True when the read was issued after the resume registered, so its head is at least
+   * every offset the client can have seen (a publish commits before it is delivered
+   * anywhere). Only such a read may call a `since` ahead of the head, or from another
+   * epoch, lost: an older read may simply not know the newer messages yet.
+   */
+  readonly fresh: boolean
+}
+
+/** What one read answers a resume: its `subscribed` frame and the replay that follows. */
+export interface Resumption {
+  /** `subscribed.offset`: where the messages that follow continue from. */
+  readonly offset: ChannelPosition
+  readonly recovered: boolean
+  /** The replay: `read.messages` from this index on (`messages.length`: nothing). */
+  readonly from: number
+}
+
+/**
+ * What `batch` answers `request`, or undefined when this read cannot decide it
+ * (the next read will). Never a gap or a duplicate: a replay always starts right
+ * after `since`, and live messages after the read's head are the held ones.
+ */
+export function resumeFrom (batch: BatchRead, request: ResumeRequest): Resumption | undefined {
+  const { read } = batch
+  const head: ChannelPosition = { epoch: read.epoch, seq: read.seq }
+  const nothing = read.messages.length
+  const { since, seen, fresh } = request
+  // A read issued before the resume registered may be older than what this instance
+  // had delivered by then (what `pending` starts after): it cannot serve it. A fresh
+  // read is never older (when `seen` is from another epoch, that epoch was lost since).
+  if (!fresh && seen !== undefined && (seen.epoch !== head.epoch || seen.seq > head.seq)) return undefined
+  if (since === undefined) return { offset: head, recovered: true, from: nothing }
+  if (since.epoch !== head.epoch) return fresh ? { offset: head, recovered: false, from: nothing } : undefined
+  if (batch.lostUpTo !== undefined && since.seq <= batch.lostUpTo) return { offset: head, recovered: false, from: nothing }
+  if (since.seq === head.seq) return { offset: since, recovered: true, from: nothing }
+  // SPEC §5: a since ahead of the head is recovered:false from the head, so the next
+  // live message is delivered rather than skipped as already seen.
+  if (since.seq > head.seq) return fresh ? { offset: head, recovered: false, from: nothing } : undefined
+  const { base } = batch
+  if (base === undefined || base.epoch !== head.epoch || base.seq > since.seq || !read.recovered) return undefined
+  // The read's messages are base+1 .. head without gaps (seqs are gapless, trimming
+  // only drops the oldest), so the replay of `since` is a suffix of them.
+  const first = read.messages[0]?.seq ?? head.seq + 1
+  return { offset: since, recovered: true, from: Math.max(0, since.seq + 1 - first) }
+}
+
+/** What the relay remembers of a channel's history between reads (per instance). */
+export interface HistoryHint {
+  readonly epoch: string
+  /** See BatchRead.lostUpTo. */
+  readonly lostUpTo: number | undefined
+  /** The last read's base was too old: probe the middle of the remaining sinces next. */
+  readonly bisect: boolean
+}
+
+/**
+ * The `since` one read for `sinces` (a batch of resumes of one channel) should use.
+ * Usually the oldest of the epoch most of them share, so one read serves them all.
+ * After a read found its base too old, the middle of the remaining ones instead: a
+ * read then either serves every `since` from its base on or proves every one up to
+ * it lost, so k distinct stale offsets cost O(log k) reads, not k.
+ */
+export function chooseBase (sinces: ReadonlyArray<ChannelPosition | undefined>, hint: HistoryHint | undefined): ChannelPosition | undefined {
+  const counts = new Map<string, number>()
+  for (const since of sinces) if (since !== undefined) counts.set(since.epoch, (counts.get(since.epoch) ?? 0) + 1)
+  if (counts.size === 0) return undefined
+  let epoch = ''
+  if (hint !== undefined && counts.has(hint.epoch)) epoch = hint.epoch
+  else {
+    let best = 0
+    for (const [each, count] of counts) if (count > best) { epoch = each; best = count }
+  }
+  const lostUpTo = hint?.epoch === epoch ? hint.lostUpTo : undefined
+  const seqs = [...new Set(sinces.flatMap((since) =>
+    since !== undefined && since.epoch === epoch && (lostUpTo === undefined || since.seq > lostUpTo) ? [since.seq] : []))]
+    .sort((x, y) => x - y)
+  const bisect = hint?.epoch === epoch && hint.bisect
+  const seq = seqs[bisect ? Math.floor((seqs.length - 1) / 2) : 0]
+  // None left (all known lost): a position read answers them.
+  return seq === undefined ? undefined : { epoch, seq }
+}
+
+/**
+ * One read's outcome for the resumes it may serve: `lostUpTo` combines what `hint`
+ * already knew with this read, when its own base turned out older than the history.
+ */
+export function batchRead (base: ChannelPosition | undefined, read: HistoryRead, hint: HistoryHint | undefined): BatchRead {
+  const known = hint?.epoch === read.epoch ? hint.lostUpTo : undefined
+  const lostUpTo = tooOld(base, read) ? Math.max(base?.seq ?? 0, known ?? 0) : known
+  return { base, read, lostUpTo }
+}
+
+/** The hint after `batch`: what it proved lost, and how to choose the next base. */
+export function nextHint (batch: BatchRead): HistoryHint {
+  return { epoch: batch.read.epoch, lostUpTo: batch.lostUpTo, bisect: tooOld(batch.base, batch.read) }
+}
+
+/** The read's own base predates the retained history (not: ahead of it, or another epoch). */
+function tooOld (base: ChannelPosition | undefined, read: HistoryRead): boolean {
+  return base !== undefined && base.epoch === read.epoch && !read.recovered && base.seq < read.seq
+}
