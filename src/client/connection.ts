@@ -282,6 +282,9 @@ export class RealtimeClient {
     if (!this.#subscriptions.has(channel)) return
     this.#subscriptions.remove(channel)
     this.#poller.remove(channel)
+    this.#subscribeRetries.delete(channel)
+    // An answer still due for an earlier subscribe must not settle a later one of the same channel.
+    for (const [id, requested] of this.#subscribeRequests) if (requested === channel) this.#subscribeRequests.delete(id)
     this.#settleSubscribe(channel, new GatewayClientError('UNSUBSCRIBED', `unsubscribed from ${channel} before it was confirmed`))
     if (this.#status === 'open') this.#write(JSON.stringify({ type: 'unsubscribe', channel }))
   }
@@ -516,8 +519,12 @@ export class RealtimeClient {
       case 'error':
         this.#onErrorFrame(frame as unknown as ErrorFrame)
         return
+      case 'unsubscribed':
+        // Also the answer to a subscribe that an unsubscribe overtook (docs/protocol.md).
+        if (frame.id !== undefined) this.#subscribeRequests.delete(String(frame.id))
+        return
       default:
-        // pong, unsubscribed, and frame types newer than this SDK.
+        // pong, and frame types newer than this SDK.
     }
   }
 
