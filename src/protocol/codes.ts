@@ -31,6 +31,9 @@ export const codes = {
   TOKEN_EXPIRED: { status: 401, error: 'UNAUTHORIZED', message: 'Token has expired', action: 'reauth' },
   MISSING_SESSION: { status: 401, error: 'UNAUTHORIZED', message: 'Token has no session claim', action: 'stop' },
   AUTH_UNAVAILABLE: { status: 503, error: 'SERVICE_UNAVAILABLE', message: 'Token keys could not be fetched', action: 'retry' },
+  // A backend banned the user or session (/v1/disconnect): a socket closes 4403, a
+  // ticket request gets 401, and a ticket from before the ban is refused with 4403.
+  SESSION_REVOKED: { status: 401, error: 'UNAUTHORIZED', close: 4403, message: 'Session was revoked', action: 'stop' },
 
   // Abuse and capacity
   RATE_LIMITED: { status: 429, error: 'TOO_MANY_REQUESTS', close: 4429, message: 'Rate limit exceeded', action: 'backoff' },
@@ -61,7 +64,6 @@ export const codes = {
   TOO_MANY_CHANNELS: { message: 'Channel limit per connection reached', action: 'fix' },
   INSUFFICIENT_SCOPE: { status: 403, error: 'FORBIDDEN', message: 'Token lacks the required scope', action: 'stop' },
   SLOW_CONSUMER: { close: 1013, message: 'Client did not drain its buffer in time', action: 'retry' },
-  SESSION_REVOKED: { close: 4403, message: 'Session was revoked', action: 'stop' },
 
   // Generic HTTP
   BAD_REQUEST: { status: 400, error: 'BAD_REQUEST', message: 'Request is invalid', action: 'fix' },

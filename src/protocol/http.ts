@@ -106,20 +106,42 @@ export const PublishResponse = Type.Union([
   Type.Object({ results: Type.Array(PublishResult) })
 ])
 
-/** Exactly one of userId or sessionId (a union would let Fastify's removeAdditional strip the other). */
-export const DisconnectBody = Type.Object({
-  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-  sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
-}, { minProperties: 1, maxProperties: 1 })
+const DisconnectFields = Type.Object({
+  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Every session of this user' })),
+  sessionId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'This one session' })),
+  revokeSeconds: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: 86400,
+    description: 'Also ban the target this long: POST /ws-ticket answers 401 SESSION_REVOKED and its tickets are refused at the upgrade (4403)'
+  }))
+}, { additionalProperties: false })
+
+/**
+ * Exactly one of userId or sessionId, and nothing unknown (SPEC §3: a misspelt field is
+ * a 400, never a silent no-op). The field check comes first in an `allOf`: ajv stops at
+ * the first failing keyword, and an `oneOf` beside it would be checked first and hide
+ * the unknown field behind "must have required property".
+ */
+export const DisconnectBody = Type.Intersect([
+  DisconnectFields,
+  Type.Unsafe<{ userId: string } | { sessionId: string }>({
+    oneOf: [{ type: 'object', required: ['userId'] }, { type: 'object', required: ['sessionId'] }]
+  })
+], { description: 'Exactly one of `userId` or `sessionId`, optionally `revokeSeconds`' })
 export type DisconnectBody = Static<typeof DisconnectBody>
 
 export const DisconnectResponse = Type.Object({ requested: Type.Literal(true) })
 
+/**
+ * Unknown parameters are a 400 like unknown body fields: a misspelt `since` would
+ * otherwise answer from the head and silently skip messages. Names starting with `_`
+ * are let through and ignored: cache-busters such as jQuery's `_=<timestamp>`.
+ */
 export const PollQuery = Type.Object({
   channel: ChannelName,
   since: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}:[0-9]{1,15}$' })),
   timeoutMs: Type.Integer({ minimum: 0, maximum: 30000, default: 25000 })
-})
+}, { additionalProperties: false, patternProperties: { '^_': {} } })
 export type PollQuery = Static<typeof PollQuery>
 
 export const PollResponse = Type.Object({

@@ -8,6 +8,7 @@ import { RedisEngine, type RedisCommandObserver } from './engine/redis-engine.js
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { TicketService } from './tickets/ticket-service.js'
+import { Revocations } from './tickets/revocations.js'
 import { Hub } from './ws/hub.js'
 import { ChannelRelay } from './channels/channel-relay.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
@@ -120,13 +121,15 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     app.log.warn({ event: 'engine.memory' }, 'no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): using the embedded memory engine (one instance only, nothing shared)')
   }
 
-  const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }) })
+  // Bans (SPEC §3 revokeSeconds): one mirror per instance, read by tickets and the hub.
+  const revocations = new Revocations({ engine })
+  const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }), revocations })
   app.decorate('metrics', metrics)
   app.decorate('hub', hub)
   const relay = new ChannelRelay({ engine, logger: app.log.child({ component: 'relay' }), maxChannelsPerConnection: config.wsMaxChannelsPerConnection, metrics })
   app.decorate('relay', relay)
   app.decorate('verifyToken', await createTokenVerifier(config.jwt))
-  app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics }))
+  app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics, revocations }))
 
   let drained: Promise<void> | undefined
   app.decorate('drain', async () => {

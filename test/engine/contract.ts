@@ -117,6 +117,64 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       t.ok(consumeError instanceof EngineUnavailableError, `consumeTicket rejects with EngineUnavailableError (got ${String(consumeError)})`)
     })
 
+    await t.test('no bans are in force on a fresh engine', async (t) => {
+      const { engine } = await setup(t)
+      t.strictSame(await engine.loadRevocations(), [])
+    })
+
+    await t.test('a stored ban is loaded with its target and the time it has left', async (t) => {
+      const { engine } = await setup(t)
+      await engine.storeRevocation({ kind: 'user', id: 'alice' }, 60)
+      await engine.storeRevocation({ kind: 'session', id: 'tab:1 "quoted" ünï' }, 3600)
+      const loaded = await engine.loadRevocations()
+      const byTarget = new Map(loaded.map((ban) => [`${ban.target.kind}/${ban.target.id}`, ban.remainingMs]))
+      t.strictSame([...byTarget.keys()].sort(), ['session/tab:1 "quoted" ünï', 'user/alice'], 'both targets, ids verbatim')
+      const user = byTarget.get('user/alice')!
+      const session = byTarget.get('session/tab:1 "quoted" ünï')!
+      t.ok(user > 50_000 && user <= 60_000, `user ban: about 60 s left (${user} ms)`)
+      t.ok(session > 3_590_000 && session <= 3_600_000, `session ban: about an hour left (${session} ms)`)
+    })
+
+    await t.test('a user ban and a session ban of the same id are different bans', async (t) => {
+      const { engine } = await setup(t)
+      await engine.storeRevocation({ kind: 'user', id: 'same' }, 60)
+      t.strictSame((await engine.loadRevocations()).map((ban) => ban.target), [{ kind: 'user', id: 'same' }])
+      await engine.storeRevocation({ kind: 'session', id: 'same' }, 60)
+      t.strictSame((await engine.loadRevocations()).map((ban) => ban.target.kind).sort(), ['session', 'user'])
+    })
+
+    await t.test('bans only get longer: a shorter ban of the same target keeps the longer one', async (t) => {
+      const { engine } = await setup(t)
+      const target = { kind: 'user', id: 'bob' } as const
+      await engine.storeRevocation(target, 600)
+      await engine.storeRevocation(target, 5)
+      const kept = await engine.loadRevocations()
+      t.equal(kept.length, 1, 'one ban per target')
+      t.ok(kept[0]!.remainingMs > 590_000, `the 600 s ban is kept (${kept[0]!.remainingMs} ms left)`)
+      await engine.storeRevocation(target, 7200)
+      const extended = await engine.loadRevocations()
+      t.equal(extended.length, 1)
+      t.ok(extended[0]!.remainingMs > 7_190_000, `a longer ban extends it (${extended[0]!.remainingMs} ms left)`)
+    })
+
+    await t.test('a ban ends after its seconds and leaves nothing behind', async (t) => {
+      const { engine, inspectKeys } = await setup(t)
+      await engine.storeRevocation({ kind: 'session', id: 's-short' }, 1)
+      t.equal((await engine.loadRevocations()).length, 1, 'in force at first')
+      await sleep(1200)
+      t.strictSame(await engine.loadRevocations(), [], 'ended')
+      if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'no key is left')
+    })
+
+    await t.test('a closed engine rejects ban operations with EngineUnavailableError', async (t) => {
+      const { engine } = await setup(t)
+      await engine.close()
+      const storeError = await rejectionOf(engine.storeRevocation({ kind: 'user', id: 'alice' }, 60))
+      t.ok(storeError instanceof EngineUnavailableError, `storeRevocation rejects with EngineUnavailableError (got ${String(storeError)})`)
+      const loadError = await rejectionOf(engine.loadRevocations())
+      t.ok(loadError instanceof EngineUnavailableError, `loadRevocations rejects with EngineUnavailableError (got ${String(loadError)})`)
+    })
+
     await t.test('readiness listeners hear the close; unsubscribed ones do not', async (t) => {
       const { engine } = await setup(t)
       t.equal(engine.isReady(), true)

@@ -5,6 +5,7 @@ import { RedisEngine } from '../../src/server/engine/redis-engine.js'
 import { EngineUnavailableError, type ChannelMessage, type EngineLogger } from '../../src/server/engine/engine.js'
 import { GatewayMetrics } from '../../src/server/metrics/gateway-metrics.js'
 import { TicketService, hashTicket } from '../../src/server/tickets/ticket-service.js'
+import { Revocations } from '../../src/server/tickets/revocations.js'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
 import { eventually } from '../helpers/gateway.js'
 import { engineContract } from './contract.js'
@@ -37,7 +38,7 @@ await t.test('redis: tickets are stored only as their SHA-256 hash, under the pr
   const engine = redisEngine(redis.url, 'rtgw-test:')
   t.teardown(async () => { await engine.close() })
   await eventually(() => engine.isReady())
-  const tickets = new TicketService({ engine, ttlSeconds: 30, metrics: new GatewayMetrics() })
+  const tickets = new TicketService({ engine, ttlSeconds: 30, metrics: new GatewayMetrics(), revocations: new Revocations({ engine }) })
 
   const issued = await tickets.issue({ sub: 'alice', sessionId: 's1' })
   const key = `rtgw-test:ticket:${hashTicket(issued.ticket)}`

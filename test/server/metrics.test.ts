@@ -70,9 +70,9 @@ async function session (gateway: Gateway, ticket: string, origin?: string): Prom
 
 const RECEIVED = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary'] as const
 const SENT = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error'] as const
-const OUTCOMES = ['established', '4401', '1013', '1012', '403'] as const
+const OUTCOMES = ['established', '4401', '4403', '1013', '1012', '403'] as const
 const CLOSES = ['SLOW_CONSUMER', 'RATE_LIMITED', 'SESSION_REVOKED', 'SERVER_RESTART', 'BINARY_NOT_SUPPORTED', 'HEARTBEAT_TIMEOUT'] as const
-const REJECTS = ['missing', 'invalid', 'expired', 'engine_unavailable'] as const
+const REJECTS = ['missing', 'invalid', 'expired', 'engine_unavailable', 'revoked'] as const
 
 function zeroes (keys: readonly string[]): Record<string, number> {
   return Object.fromEntries(keys.map((key) => [key, 0]))
@@ -168,11 +168,11 @@ await t.test('a known flow shows exact counts on every metric', async (t) => {
   await t.test('tickets', async (t) => {
     t.equal(after.get('rtgw_tickets_issued_total'), 3)
     t.equal(after.get('rtgw_tickets_consumed_total'), 2)
-    t.strictSame(after.values('rtgw_tickets_rejected_total', 'reason', REJECTS), { missing: 1, invalid: 1, expired: 0, engine_unavailable: 0 })
+    t.strictSame(after.values('rtgw_tickets_rejected_total', 'reason', REJECTS), { missing: 1, invalid: 1, expired: 0, engine_unavailable: 0, revoked: 0 })
   })
 
   await t.test('connects, sessions and server closes', async (t) => {
-    t.strictSame(after.values('rtgw_ws_connects_total', 'outcome', OUTCOMES), { established: 2, 4401: 2, 1013: 0, 1012: 1, 403: 1 })
+    t.strictSame(after.values('rtgw_ws_connects_total', 'outcome', OUTCOMES), { established: 2, 4401: 2, 4403: 0, 1013: 0, 1012: 1, 403: 1 })
     t.equal(after.get('rtgw_connections_open'), 0)
     t.strictSame(after.values('rtgw_ws_server_closes_total', 'reason', CLOSES), { ...zeroes(CLOSES), SERVER_RESTART: 1, BINARY_NOT_SUPPORTED: 1 })
   })

@@ -37,7 +37,7 @@ const OTHER: Code[] = ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'INTERNAL_ERROR']
 const AUTH: Code[] = ['MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED']
 const expected: Record<string, Record<string, Code[]>> = {
   'POST /ws-ticket': {
-    401: [...AUTH, 'MISSING_SESSION'],
+    401: [...AUTH, 'MISSING_SESSION', 'SESSION_REVOKED'],
     429: ['RATE_LIMITED'],
     503: ['WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER

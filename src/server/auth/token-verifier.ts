@@ -25,6 +25,22 @@ class KeySetUnavailableError extends Error {
 
 export type TokenVerifier = (token: string) => Promise<VerifiedToken>
 
+/**
+ * Whether `createRemoteJWKSet` failed because of the key set's endpoint rather than
+ * the token. jose 5 (runtime/fetch_jwks.js) throws the base `JOSEError` itself, no
+ * subclass, for a non-200 answer and for a body that is not JSON; `JWKSTimeout` when
+ * it does not answer in time; `JWKSInvalid` for JSON that is no key set; and a
+ * refused or reset connection surfaces as Node's own error, no JOSEError at all. An
+ * unknown `kid` (`JWKSNoMatchingKey`) or a bad signature stays the token's fault.
+ */
+function keySetUnavailable (err: unknown): boolean {
+  if (!(err instanceof errors.JOSEError)) return true
+  return err.code === errors.JOSEError.code || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid
+}
+
+/** SPEC §3: a token without `exp` would be valid forever; refused unless JWT_REQUIRE_EXP=false. */
+const MISSING_EXP_MESSAGE = 'Token has no exp claim; tokens must expire'
+
 function scopesOf (claims: JWTPayload): Set<string> {
   const scope = claims.scope ?? claims.scp
   if (typeof scope === 'string') return new Set(scope.split(' ').filter(Boolean))
@@ -54,8 +70,8 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
       try {
         return await remoteKeys(header, token)
       } catch (err) {
-        // A key set that cannot be fetched is not the caller's fault: tell it apart.
-        if (err instanceof errors.JWKSTimeout || !(err instanceof errors.JOSEError)) throw new KeySetUnavailableError('key set unavailable', { cause: err })
+        // A key set that cannot be fetched is not the caller's fault: 503, not 401.
+        if (keySetUnavailable(err)) throw new KeySetUnavailableError('key set unavailable', { cause: err })
         throw err
       }
     }
@@ -66,7 +82,8 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
     algorithms,
     issuer: config.issuer,
     audience: config.audience,
-    clockTolerance: config.clockToleranceSeconds
+    clockTolerance: config.clockToleranceSeconds,
+    requiredClaims: config.requireExp ? ['exp'] : []
   }
 
   // Verified tokens are remembered (as Envoy's jwt_authn does): a client presents the
@@ -95,6 +112,9 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
     } catch (err) {
       if (err instanceof errors.JWTExpired) throw new GatewayError('TOKEN_EXPIRED')
       if (err instanceof KeySetUnavailableError) throw new GatewayError('AUTH_UNAVAILABLE', { retryAfterSeconds: 1, cause: err })
+      if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
+        throw new GatewayError('INVALID_TOKEN', { message: MISSING_EXP_MESSAGE })
+      }
       throw new GatewayError('INVALID_TOKEN')
     }
     if (typeof claims.sub !== 'string' || claims.sub === '') throw new GatewayError('INVALID_TOKEN', { message: 'Token has no subject' })

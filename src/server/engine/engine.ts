@@ -67,6 +67,22 @@ export interface InboundMessage {
   readonly data: string
 }
 
+/** Whom a ban names (SPEC §3 `/v1/disconnect` with `revokeSeconds`): every session of a user, or one session. */
+export interface RevocationTarget {
+  readonly kind: 'user' | 'session'
+  readonly id: string
+}
+
+/** A ban in force, as the engine holds it. */
+export interface StoredRevocation {
+  readonly target: RevocationTarget
+  /**
+   * Milliseconds the ban has left, measured on the engine's own clock (Redis: its
+   * `TIME`), so instances whose clocks disagree still agree on how long it lasts.
+   */
+  readonly remainingMs: number
+}
+
 export interface Engine {
   readonly kind: 'memory' | 'redis'
   /** True while the engine can serve commands; never blocks. */
@@ -102,6 +118,13 @@ export interface Engine {
   broadcastControl(message: string): Promise<void>
   /** Control messages from any instance. One listener per engine. */
   onControl(listener: (message: string) => void): void
+  /**
+   * Bans a target for `seconds` from now, shared by every instance. A ban of the same
+   * target that already lasts longer is kept as it is (bans only ever get longer).
+   */
+  storeRevocation(target: RevocationTarget, seconds: number): Promise<void>
+  /** Every ban still in force; what a starting (or reconnected) instance loads. */
+  loadRevocations(): Promise<StoredRevocation[]>
   /** Releases connections and timers. */
   close(): Promise<void>
 }

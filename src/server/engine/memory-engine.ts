@@ -9,6 +9,8 @@ import {
   type PublishOptions,
   type PublishResult,
   type RelaySettings,
+  type RevocationTarget,
+  type StoredRevocation,
   type TicketRecord
 } from './engine.js'
 
@@ -42,6 +44,8 @@ export class MemoryEngine implements Engine {
   readonly #listening = new Set<string>()
   readonly #inbound: InboundMessage[] = []
   readonly #inboundSeen = new Map<string, number>()
+  /** Bans by `<kind>\u0000<id>` → end, epoch ms. */
+  readonly #revocations = new Map<string, number>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
 
@@ -140,6 +144,26 @@ export class MemoryEngine implements Engine {
     this.#onMessage = listener
   }
 
+  async storeRevocation (target: RevocationTarget, seconds: number): Promise<void> {
+    this.#assertReady()
+    const key = `${target.kind}\u0000${target.id}`
+    const until = this.#now() + seconds * 1000
+    // Like the Redis script: a longer ban already in force is kept.
+    if ((this.#revocations.get(key) ?? 0) < until) this.#revocations.set(key, until)
+  }
+
+  async loadRevocations (): Promise<StoredRevocation[]> {
+    this.#assertReady()
+    const now = this.#now()
+    const active: StoredRevocation[] = []
+    for (const [key, until] of this.#revocations) {
+      if (until <= now) continue
+      const separator = key.indexOf('\u0000')
+      active.push({ target: { kind: key.slice(0, separator) as RevocationTarget['kind'], id: key.slice(separator + 1) }, remainingMs: until - now })
+    }
+    return active
+  }
+
   async listen (channel: string): Promise<void> {
     this.#assertReady()
     this.#listening.add(channel)
@@ -156,6 +180,7 @@ export class MemoryEngine implements Engine {
     this.#channels.clear()
     this.#idempotency.clear()
     this.#listening.clear()
+    this.#revocations.clear()
   }
 
   /** The channel's live history, a new epoch when it had none or it expired. */
@@ -185,6 +210,9 @@ export class MemoryEngine implements Engine {
     }
     for (const [key, until] of this.#inboundSeen) {
       if (until <= now) this.#inboundSeen.delete(key)
+    }
+    for (const [key, until] of this.#revocations) {
+      if (until <= now) this.#revocations.delete(key)
     }
   }
 }

@@ -14,6 +14,8 @@ import {
   type PublishOptions,
   type PublishResult,
   type RelaySettings,
+  type RevocationTarget,
+  type StoredRevocation,
   type TicketRecord
 } from './engine.js'
 import { parseOffset } from './offsets.js'
@@ -24,6 +26,8 @@ import { RedisUnreachableLog } from './redis-unreachable-log.js'
 const PUBLISH_SCRIPT = readFileSync(new URL('./lua/publish.lua', import.meta.url), 'utf8')
 const READ_HISTORY_SCRIPT = readFileSync(new URL('./lua/read-history.lua', import.meta.url), 'utf8')
 const APPEND_INBOUND_SCRIPT = readFileSync(new URL('./lua/append-inbound.lua', import.meta.url), 'utf8')
+const STORE_REVOCATION_SCRIPT = readFileSync(new URL('./lua/store-revocation.lua', import.meta.url), 'utf8')
+const LOAD_REVOCATIONS_SCRIPT = readFileSync(new URL('./lua/load-revocations.lua', import.meta.url), 'utf8')
 
 type StreamEntry = [id: string, fields: string[]]
 
@@ -34,6 +38,8 @@ interface RelayCommands {
     sinceSeq: number): Promise<[string, number, number, StreamEntry[]]>
   appendInboundMessage (stream: string, dedupe: string, ttlSeconds: number, maxLength: number, ...fields: string[]): Promise<string | null>
   consumeTicketScript (key: string): Promise<string | null>
+  storeRevocationScript (set: string, member: string, seconds: number): Promise<number>
+  loadRevocationsScript (set: string): Promise<Array<string | number>>
 }
 
 const newEpoch = (): string => randomBytes(6).toString('base64url')
@@ -141,6 +147,8 @@ export class RedisEngine implements Engine {
     client.defineCommand('publishToChannel', { numberOfKeys: 3, lua: PUBLISH_SCRIPT })
     client.defineCommand('readChannelHistory', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
     client.defineCommand('appendInboundMessage', { numberOfKeys: 2, lua: APPEND_INBOUND_SCRIPT })
+    client.defineCommand('storeRevocationScript', { numberOfKeys: 1, lua: STORE_REVOCATION_SCRIPT })
+    client.defineCommand('loadRevocationsScript', { numberOfKeys: 1, lua: LOAD_REVOCATIONS_SCRIPT })
 
     subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
     subscriber.on('smessage', (name: string, payload: string) => { this.#onLive(name, payload) })
@@ -240,6 +248,25 @@ export class RedisEngine implements Engine {
     this.#onControl = listener
   }
 
+  async storeRevocation (target: RevocationTarget, seconds: number): Promise<void> {
+    this.#assertReady()
+    await this.#command('script:store-revocation', async () => await this.#commands.storeRevocationScript(this.#revocationsKey, `${target.kind}:${target.id}`, seconds))
+  }
+
+  async loadRevocations (): Promise<StoredRevocation[]> {
+    this.#assertReady()
+    const flat = await this.#command('script:load-revocations', async () => await this.#commands.loadRevocationsScript(this.#revocationsKey))
+    const active: StoredRevocation[] = []
+    for (let index = 0; index + 1 < flat.length; index += 2) {
+      const member = String(flat[index])
+      const separator = member.indexOf(':')
+      const kind = member.slice(0, separator)
+      if (kind !== 'user' && kind !== 'session') continue
+      active.push({ target: { kind, id: member.slice(separator + 1) }, remainingMs: Number(flat[index + 1]) })
+    }
+    return active
+  }
+
   onChannelMessage (listener: (message: ChannelMessage) => void): void {
     this.#onMessage = listener
   }
@@ -300,6 +327,11 @@ export class RedisEngine implements Engine {
     const position = parseOffset(payload.slice(0, newline))
     if (channel === undefined || newline === -1 || position === null) return
     this.#onMessage?.({ channel, ...position, data: payload.slice(newline + 1) })
+  }
+
+  /** One sorted set of every ban (docs/redis.md): loaded with one command, on one Cluster slot. */
+  get #revocationsKey (): string {
+    return `${this.#prefix}revocations`
   }
 
   #ticketKey (ticketHash: string): string {

@@ -1,10 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ClientFrameType, ServerFrame } from '../../protocol/frames.js'
 
-export type TicketRejectReason = 'missing' | 'invalid' | 'expired' | 'engine_unavailable'
+/** `revoked`: the ticket's user or session is banned (SPEC §3 /v1/disconnect with revokeSeconds). */
+export type TicketRejectReason = 'missing' | 'invalid' | 'expired' | 'engine_unavailable' | 'revoked'
 
 /** How a WebSocket upgrade ended (SPEC §4): a session, or the close/HTTP code that refused it. */
-export type ConnectOutcome = 'established' | '4401' | '1013' | '1012' | '403'
+export type ConnectOutcome = 'established' | '4401' | '4403' | '1013' | '1012' | '403'
 
 /** Frames received, by type; `invalid` got BAD_MESSAGE, `binary` was closed with 1003. */
 export type ReceivedFrameKind = ClientFrameType | 'invalid' | 'binary'
@@ -39,9 +40,9 @@ export interface MetricsSources {
 
 const RECEIVED_KINDS = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary'] as const satisfies readonly ReceivedFrameKind[]
 const SENT_KINDS = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error'] as const satisfies readonly SentFrameKind[]
-const CONNECT_OUTCOMES = ['established', '4401', '1013', '1012', '403'] as const satisfies readonly ConnectOutcome[]
+const CONNECT_OUTCOMES = ['established', '4401', '4403', '1013', '1012', '403'] as const satisfies readonly ConnectOutcome[]
 const SERVER_CLOSE_REASONS = ['SLOW_CONSUMER', 'RATE_LIMITED', 'SESSION_REVOKED', 'SERVER_RESTART', 'BINARY_NOT_SUPPORTED', 'HEARTBEAT_TIMEOUT'] as const satisfies readonly ServerCloseReason[]
-const TICKET_REJECT_REASONS = ['missing', 'invalid', 'expired', 'engine_unavailable'] as const satisfies readonly TicketRejectReason[]
+const TICKET_REJECT_REASONS = ['missing', 'invalid', 'expired', 'engine_unavailable', 'revoked'] as const satisfies readonly TicketRejectReason[]
 
 /** Seconds. HTTP spans a 1 ms ticket to a 30 s long-poll; Redis and publish sit well below. */
 const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -69,7 +70,7 @@ export class GatewayMetrics implements ConnectionMetrics {
   readonly ticketsConsumed = new Counter({ name: 'rtgw_tickets_consumed_total', help: 'Tickets consumed by a successful WebSocket handshake', registers: [this.registry] })
   readonly ticketsRejected = new Counter({
     name: 'rtgw_tickets_rejected_total',
-    help: 'WebSocket handshakes whose ticket was refused, by reason (expired: presented after its expiry, within 60 s of it)',
+    help: 'WebSocket handshakes whose ticket was refused, by reason (expired: presented after its expiry, within 60 s of it; revoked: its user or session is banned)',
     labelNames: ['reason'] as const,
     registers: [this.registry]
   })
@@ -86,7 +87,7 @@ export class GatewayMetrics implements ConnectionMetrics {
   readonly connectionsOpen = new Gauge({ name: 'rtgw_connections_open', help: 'Open WebSocket sessions on this instance', registers: [this.registry] })
   readonly wsConnects = new Counter({
     name: 'rtgw_ws_connects_total',
-    help: 'WebSocket upgrade attempts by outcome: established, or the code that refused them (4401 ticket, 1013 engine, 1012 draining, 403 Origin)',
+    help: 'WebSocket upgrade attempts by outcome: established, or the code that refused them (4401 ticket, 4403 revoked, 1013 engine, 1012 draining, 403 Origin)',
     labelNames: ['outcome'] as const,
     registers: [this.registry]
   })

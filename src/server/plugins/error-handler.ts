@@ -19,6 +19,29 @@ function send (reply: FastifyReply, code: Code, status: number, message?: string
   return reply.code(status).send(errorBody(code, reply.request.id, message))
 }
 
+/** The parts of an ajv error the message is made of. */
+interface ValidationIssue {
+  readonly keyword: string
+  readonly instancePath: string
+  readonly params: Record<string, unknown>
+  readonly message?: string
+}
+
+/**
+ * One line saying what to fix (SPEC §3: a misspelt field is a 400 that names it).
+ * ajv's own text for an unknown field does not name it, and a failed union lists each
+ * alternative's error plus a summary that adds nothing.
+ */
+export function validationMessage (context: string, issues: readonly ValidationIssue[]): string {
+  const unknown = issues.find((issue) => issue.keyword === 'additionalProperties')
+  if (unknown !== undefined) return `${context}${unknown.instancePath} has unknown property '${String(unknown.params.additionalProperty)}'`
+  const details = issues.filter((issue) => issue.keyword !== 'anyOf' && issue.keyword !== 'oneOf')
+  const shown = details.length > 0 ? details : issues
+  const lines = [...new Set(shown.map((issue) => `${context}${issue.instancePath} ${issue.message ?? 'is invalid'}`))]
+  // The branches of a union are alternatives: any one of them would have done.
+  return lines.join(details.length < issues.length ? ' or ' : ', ')
+}
+
 /**
  * Every error leaves as a SPEC §3 body carrying the request id as traceId. The
  * default 404 is replaced because it logs and echoes the URL, query string (and
@@ -37,7 +60,7 @@ async function errorHandlerPlugin (app: FastifyInstance): Promise<void> {
       return send(reply, error.code, error.statusCode, error.message)
     }
     if (error.validation !== undefined) {
-      return send(reply, 'BAD_REQUEST', 400, `${error.validationContext ?? 'request'}${error.message.replace(/^[a-z]+/, '')}`)
+      return send(reply, 'BAD_REQUEST', 400, validationMessage(error.validationContext ?? 'request', error.validation))
     }
     if (error.statusCode === 413) return send(reply, 'PAYLOAD_TOO_LARGE', 413)
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {

@@ -53,7 +53,7 @@ export default async function ticketRoute (app: FastifyInstance, options: Ticket
       headers: BearerHeaders,
       response: {
         200: TicketResponse,
-        ...errorResponses('MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'RATE_LIMITED', 'WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'),
+        ...errorResponses('MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'SESSION_REVOKED', 'RATE_LIMITED', 'WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'),
         default: OtherErrors
       }
     },

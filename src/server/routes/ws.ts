@@ -137,9 +137,10 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
         socket.close(closeCodeOf('WS_TICKET_REDIS_NOT_READY'), 'WS_TICKET_REDIS_NOT_READY')
         return
       }
-      const code = reason === 'missing' ? 'WS_TICKET_MISSING' : 'WS_TICKET_INVALID'
+      // SPEC §3: a ticket of a banned user or session is refused with 4403, so the client stops.
+      const code = reason === 'revoked' ? 'SESSION_REVOKED' : reason === 'missing' ? 'WS_TICKET_MISSING' : 'WS_TICKET_INVALID'
       request.log.info({ event: 'ticket.rejected', reason }, 'websocket ticket rejected')
-      app.metrics.connect('4401')
+      app.metrics.connect(reason === 'revoked' ? '4403' : '4401')
       app.metrics.messagesOut.error += 1
       socket.send(JSON.stringify({ type: 'error', code }))
       socket.close(closeCodeOf(code), code)

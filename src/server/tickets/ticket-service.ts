@@ -2,6 +2,8 @@ import { createHash, randomFillSync } from 'node:crypto'
 import { EngineUnavailableError, type Engine, type TicketRecord } from '../engine/engine.js'
 import type { GatewayMetrics, TicketRejectReason } from '../metrics/gateway-metrics.js'
 import type { TicketResponse } from '../../protocol/http.js'
+import { GatewayError } from '../errors.js'
+import type { Revocations } from './revocations.js'
 
 /** 32 random bytes: 256 bits from the CSPRNG, 43 base64url characters. */
 const TICKET_BYTES = 32
@@ -52,22 +54,33 @@ export class TicketService {
   readonly #engine: Engine
   readonly #ttlSeconds: number
   readonly #metrics: GatewayMetrics
+  readonly #revocations: Revocations
   readonly #now: () => number
   readonly #random = new RandomPool()
 
-  constructor (options: { engine: Engine, ttlSeconds: number, metrics: GatewayMetrics, now?: () => number }) {
+  constructor (options: { engine: Engine, ttlSeconds: number, metrics: GatewayMetrics, revocations: Revocations, now?: () => number }) {
     this.#engine = options.engine
     this.#ttlSeconds = options.ttlSeconds
     this.#metrics = options.metrics
+    this.#revocations = options.revocations
     this.#now = options.now ?? Date.now
   }
 
   /**
    * Mints and stores a ticket. `admission`, when given, runs alongside the store (a
    * rate-limit check, say): if it rejects, so does `issue`, and the stored ticket is
-   * never handed out. Rejects with EngineUnavailableError when the engine cannot store it.
+   * never handed out. Rejects with EngineUnavailableError when the engine cannot store it,
+   * and with GatewayError SESSION_REVOKED while the user or the session is banned (SPEC §3).
    */
   async issue (identity: Identity, admission?: Promise<void>): Promise<TicketResponse> {
+    // Only until the bans are loaded (boot, reconnect); then the check costs no round trip.
+    const loading = this.#revocations.pending()
+    if (loading !== undefined) await Promise.all([loading, admission])
+    if (this.#revocations.isRevoked(identity.sub, identity.sessionId)) {
+      // The admission's outcome no longer matters, but its rejection must not go unhandled.
+      admission?.catch(() => {})
+      throw new GatewayError('SESSION_REVOKED')
+    }
     const ticket = this.#random.take(TICKET_BYTES).toString('base64url')
     const issuedAt = this.#now()
     const expiresAt = issuedAt + this.#ttlSeconds * 1000
@@ -95,12 +108,20 @@ export class TicketService {
     if (!TICKET_PATTERN.test(ticket)) return { ok: false, reason: 'invalid' }
     let record: TicketRecord | null
     try {
+      // Only until the bans are loaded; a ticket is never consumed without knowing them.
+      const loading = this.#revocations.pending()
+      if (loading !== undefined) await loading
       record = await this.#engine.consumeTicket(hashTicket(ticket))
     } catch (err) {
       if (err instanceof EngineUnavailableError) return { ok: false, reason: 'engine_unavailable' }
       throw err
     }
     if (record === null) return { ok: false, reason: 'invalid' }
+    // SPEC §3: a ticket of a banned user or session is refused whenever it was issued.
+    // Issuing is refused during a ban, so any such ticket predates it or raced its
+    // broadcast; comparing issue time and ban time would let the race win, and would
+    // depend on the two instances' clocks agreeing.
+    if (this.#revocations.isRevoked(record.sub, record.sessionId)) return { ok: false, reason: 'revoked' }
     if (record.expiresAt <= this.#now()) return { ok: false, reason: 'expired' }
     return { ok: true, record }
   }

@@ -1,11 +1,14 @@
 import type { EngineLogger } from '../engine/engine.js'
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
 import type { Connection } from './connection.js'
+import { revocationTargetOf, type Revocations } from '../tickets/revocations.js'
 
 export interface HubOptions {
   readonly heartbeatIntervalMs: number
   readonly metrics: GatewayMetrics
   readonly logger: EngineLogger
+  /** Bans (SPEC §3 revokeSeconds): remembered on revoke, checked when a connection joins. */
+  readonly revocations: Revocations
 }
 
 /**
@@ -17,6 +20,7 @@ export class Hub {
   readonly #connections = new Set<Connection>()
   readonly #metrics: GatewayMetrics
   readonly #logger: EngineLogger
+  readonly #revocations: Revocations
   readonly #heartbeat: NodeJS.Timeout
   #draining = false
   /** Resolves the drain's wait when the last connection goes. */
@@ -25,6 +29,12 @@ export class Hub {
   constructor (options: HubOptions) {
     this.#metrics = options.metrics
     this.#logger = options.logger
+    this.#revocations = options.revocations
+    // A ban whose broadcast this instance missed (pub/sub reconnect) still closes its sockets.
+    this.#revocations.onLearned((target) => {
+      const closed = this.#close(target.kind === 'user' ? { userId: target.id } : { sessionId: target.id })
+      if (closed > 0) this.#logger.info({ event: 'ws.revoked', closed, source: 'load' }, 'sessions revoked')
+    })
     this.#heartbeat = setInterval(() => { this.#beat() }, options.heartbeatIntervalMs)
     this.#heartbeat.unref()
   }
@@ -40,6 +50,9 @@ export class Hub {
   add (connection: Connection): void {
     this.#connections.add(connection)
     this.#metrics.connectionsOpen.set(this.#connections.size)
+    // The ticket was checked when consumed; a ban that landed since (before this socket
+    // was registered, so revoke() could not see it) still wins.
+    if (this.#revocations.isRevoked(connection.identity.userId, connection.identity.sessionId)) connection.closeWith('SESSION_REVOKED')
   }
 
   remove (connection: Connection): void {
@@ -48,8 +61,18 @@ export class Hub {
     if (this.#connections.size === 0) this.#onEmpty?.()
   }
 
-  /** Closes every local connection of a user or a session with 4403 (SPEC §3 /v1/disconnect). */
-  revoke (target: { readonly userId?: string, readonly sessionId?: string }): number {
+  /**
+   * Closes every local connection of a user or a session with 4403 (SPEC §3
+   * /v1/disconnect) and, with `revokeSeconds`, remembers the ban for that long, so
+   * this instance refuses the target's tickets. Returns how many were closed.
+   */
+  revoke (target: { readonly userId?: string, readonly sessionId?: string }, revokeSeconds?: number): number {
+    const banned = revocationTargetOf(target)
+    if (banned !== undefined && revokeSeconds !== undefined) this.#revocations.remember(banned, revokeSeconds * 1000)
+    return this.#close(target)
+  }
+
+  #close (target: { readonly userId?: string, readonly sessionId?: string }): number {
     let closed = 0
     for (const connection of this.#connections) {
       const { userId, sessionId } = connection.identity

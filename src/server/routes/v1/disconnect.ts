@@ -3,32 +3,42 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BearerHeaders, DisconnectBody, DisconnectResponse, OtherErrors, errorResponses } from '../../../protocol/http.js'
 import { EngineUnavailableError } from '../../engine/engine.js'
 import { GatewayError } from '../../errors.js'
+import { revocationTargetOf } from '../../tickets/revocations.js'
 import { requireScope } from '../authenticate.js'
+
+/** A control message's field, if it is a non-empty string. */
+function stringOf (value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
 
 /**
  * POST /v1/disconnect (SPEC §3): logout or ban. The request is broadcast to every
  * instance over the engine's control channel; each closes its matching sockets with
- * 4403 SESSION_REVOKED. The answer says it was requested, not how many closed: that
- * happens on other instances.
+ * 4403 SESSION_REVOKED. With `revokeSeconds` the ban is stored in the engine first
+ * (instances that start later load it) and every instance remembers it, so tickets
+ * are refused (tickets/revocations.ts). The answer says it was requested, not how
+ * many closed: that happens on other instances.
  */
 export default async function disconnectRoute (app: FastifyInstance): Promise<void> {
-  app.engine.onControl((message) => {
-    let target: { kind?: string, userId?: string, sessionId?: string }
+  app.engine.onControl((text) => {
+    let message: Record<string, unknown>
     try {
-      target = JSON.parse(message) as typeof target
+      message = JSON.parse(text) as Record<string, unknown>
     } catch {
       return
     }
-    if (target.kind !== 'disconnect') return
-    const closed = app.hub.revoke(target)
+    if (message === null || typeof message !== 'object' || message.kind !== 'disconnect') return
+    const target = { userId: stringOf(message.userId), sessionId: stringOf(message.sessionId) }
+    const revokeSeconds = typeof message.revokeSeconds === 'number' && message.revokeSeconds > 0 ? message.revokeSeconds : undefined
+    const closed = app.hub.revoke(target, revokeSeconds)
     if (closed > 0) app.log.info({ event: 'ws.revoked', closed }, 'sessions revoked')
   })
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/disconnect', {
     schema: {
       tags: ['backend'],
-      summary: 'Close every socket of a user or a session, on every instance',
-      description: 'Needs a service token with the `gateway:disconnect` scope. Matching sockets are closed with 4403 SESSION_REVOKED within a second.',
+      summary: 'Close every socket of a user or a session, on every instance; optionally ban it',
+      description: 'Needs a service token with the `gateway:disconnect` scope. Matching sockets are closed with 4403 SESSION_REVOKED within a second. With `revokeSeconds`, for that long `POST /ws-ticket` refuses the user or session with 401 SESSION_REVOKED and its tickets, also those issued before, are refused at the upgrade with 4403. Unknown fields are a 400.',
       security: [{ bearerAuth: [] }],
       headers: BearerHeaders,
       body: DisconnectBody,
@@ -40,7 +50,11 @@ export default async function disconnectRoute (app: FastifyInstance): Promise<vo
     },
     preHandler: requireScope('gateway:disconnect')
   }, async (request) => {
+    const { revokeSeconds } = request.body
+    const target = revocationTargetOf(request.body)
     try {
+      // Stored before the broadcast: an instance that starts in between loads it.
+      if (revokeSeconds !== undefined && target !== undefined) await app.engine.storeRevocation(target, revokeSeconds)
       await app.engine.broadcastControl(JSON.stringify({ kind: 'disconnect', ...request.body }))
     } catch (err) {
       if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
