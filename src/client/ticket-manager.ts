@@ -123,7 +123,7 @@ export class TicketManager {
         continue
       }
       if (response.status === 401) {
-        if (code === 'MISSING_SESSION' || refreshedToken) throw new AuthenticationError(code, message, { status: 401 })
+        if (code === 'MISSING_SESSION' || code === 'SESSION_REVOKED' || refreshedToken) throw new AuthenticationError(code, message, { status: 401 })
         refreshedToken = true
         token = await this.#options.getToken({ forceRefresh: true })
         continue

@@ -191,7 +191,8 @@ await t.test('4429: the client backs off at least the initial delay before recon
   })
   const seen = record(client)
   await client.connect()
-  await eventually(() => seen.errors.length > 0 && attempts.length === 2)
+  // >= 2: on a loaded machine a third attempt can come before the check runs again.
+  await eventually(() => seen.errors.length > 0 && attempts.length >= 2)
   client.close()
   t.match(seen.errors[0], { code: 'RATE_LIMITED', status: 4429 })
   t.ok(seen.errors[0] instanceof ConnectionError)

@@ -51,21 +51,21 @@ const expected: Record<string, Record<string, Code[]>> = {
     401: AUTH,
     403: ['INSUFFICIENT_SCOPE'],
     413: ['MESSAGE_TOO_LARGE_FOR_CLIENTS', 'PAYLOAD_TOO_LARGE'],
-    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE'],
+    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER
   },
   'GET /v1/poll': {
     400: ['BAD_REQUEST'],
     401: [...AUTH, 'MISSING_SESSION'],
     403: ['FORBIDDEN_CHANNEL'],
-    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE'],
+    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER
   },
   'POST /v1/disconnect': {
     400: ['BAD_REQUEST'],
     401: AUTH,
     403: ['INSUFFICIENT_SCOPE'],
-    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE'],
+    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER
   }
 }

@@ -44,7 +44,7 @@ export default async function disconnectRoute (app: FastifyInstance): Promise<vo
       body: DisconnectBody,
       response: {
         200: DisconnectResponse,
-        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'INSUFFICIENT_SCOPE', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE'),
+        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'INSUFFICIENT_SCOPE', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'),
         default: OtherErrors
       }
     },

@@ -39,7 +39,7 @@ export default async function pollRoute (app: FastifyInstance): Promise<void> {
       querystring: PollQuery,
       response: {
         200: PollResponse,
-        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'FORBIDDEN_CHANNEL', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE'),
+        ...errorResponses('BAD_REQUEST', 'MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'FORBIDDEN_CHANNEL', 'REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'),
         default: OtherErrors
       }
     },
