@@ -24,7 +24,7 @@ export interface TicketManagerOptions {
    * reconnects, it never switches to polling for these (SPEC §6).
    */
   readonly maxUnavailableRetries?: number
-  /** A ticket request that has not answered by then fails with a ConnectionError (default 10 s). */
+  /** A ticket request that has not answered by then fails with a ConnectionError (default 15 s). */
   readonly requestTimeoutMs?: number
   /** Injected for tests; `setTimeout` otherwise. */
   readonly sleep?: (ms: number) => Promise<void>
@@ -38,6 +38,12 @@ function retryAfterMs (response: Response): number {
   const seconds = Number(response.headers.get('retry-after') ?? '1')
   return Math.min(Number.isFinite(seconds) && seconds > 0 ? seconds : 1, 60) * 1000
 }
+
+/**
+ * Long enough for a busy instance to answer (a request given up is still served, and
+ * its retry adds to the load), short enough to notice a lost connection.
+ */
+const DEFAULT_REQUEST_TIMEOUT_MS = 15_000
 
 const defaultSleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
@@ -147,7 +153,7 @@ export class TicketManager {
     this.#requests += 1
     // A request lost on a dead connection would otherwise hang every caller sharing it.
     const abort = new AbortController()
-    const timer = setTimeout(() => { abort.abort() }, this.#options.requestTimeoutMs ?? 10_000)
+    const timer = setTimeout(() => { abort.abort() }, this.#options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
     try {
       return await this.#fetch(`${this.#options.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
     } catch (err) {

@@ -46,7 +46,7 @@ const EnvSchema = Type.Object({
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   // Admission control (SPEC §13): mean event-loop delay over one sample past which new
   // tickets and upgrades are refused 503 OVERLOADED; utilization 0 disables that check.
-  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 200 }),
+  ADMISSION_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 500 }),
   ADMISSION_MAX_EVENT_LOOP_UTILIZATION: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
   // Below ~100 ms a sample can hold no event-loop measurement at all, which under-pressure reads as infinite delay.
   ADMISSION_SAMPLE_INTERVAL_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 500 }),

@@ -38,7 +38,7 @@ void t.test('defaults of every §2 variable', async (t) => {
   t.equal(config.allowedOrigins, null, 'ALLOWED_ORIGINS defaults to * outside production')
   t.equal(config.corsOrigins, null, 'CORS_ORIGINS defaults to ALLOWED_ORIGINS')
   t.equal(config.trustProxy, false, 'TRUST_PROXY unset: the TCP peer is the client')
-  t.same(config.admission, { maxEventLoopDelayMs: 200, maxEventLoopUtilization: 0, sampleIntervalMs: 500 })
+  t.same(config.admission, { maxEventLoopDelayMs: 500, maxEventLoopUtilization: 0, sampleIntervalMs: 500 })
   t.equal(config.wsPath, '/ws')
   t.equal(config.wsMaxPayloadBytes, 65536)
   t.equal(config.heartbeatIntervalMs, 25000)
