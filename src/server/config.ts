@@ -13,6 +13,10 @@ const EnvSchema = Type.Object({
   // Default depends on the mode (below): 127.0.0.1 in dev mode, 0.0.0.0 otherwise.
   HOST: Type.Optional(Type.String({ minLength: 1 })),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+  // Pending TCP connections the kernel queues for us (capped by net.core.somaxconn). Node's
+  // default, 511, overflows when an ingress reconnects thousands of clients to one instance:
+  // the dropped SYNs are retried 1, 3, 7, 15 s later (the avalanche benchmark saw exactly that).
+  LISTEN_BACKLOG: Type.Integer({ minimum: 1, maximum: 65535, default: 4096 }),
   NODE_ENV: Type.Optional(Type.String()),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   // Sentinel and Cluster (docs/redis.md); topologyFromEnv checks how they combine.
@@ -92,6 +96,8 @@ export interface Config {
   readonly host: string
   /** Serve /metrics on this port (same HOST) instead of the main one; undefined: main port. */
   readonly metricsPort?: number
+  /** listen(2) backlog of the main port. */
+  readonly listenBacklog: number
   /** Production rules apply: NODE_ENV is anything but unset, `development` or `test` (SPEC §2). */
   readonly production: boolean
   /** The standalone URL (REDIS_URL); undefined on Sentinel and Cluster. */
@@ -234,6 +240,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     // Dev mode serves a generated secret and an anonymous token mint: never on every interface by default.
     host: parsed.HOST ?? (devSecret ? '127.0.0.1' : '0.0.0.0'),
     metricsPort: parsed.METRICS_PORT,
+    listenBacklog: parsed.LISTEN_BACKLOG,
     production,
     redisUrl: parsed.REDIS_URL,
     redis: redis === undefined ? undefined : Object.freeze(redis),

@@ -28,7 +28,7 @@ closeWithGrace({ delay: config.shutdownGraceMs + 1000 }, async ({ signal, err })
   app.log.info({ event: 'process.closed' }, 'closed')
 })
 
-await app.listen({ port: config.port, host: config.host })
+await app.listen({ port: config.port, host: config.host, backlog: config.listenBacklog })
 
 if (config.jwt.devSecret) {
   app.log.warn({ event: 'auth.dev_secret', file: config.devSecretFile },

@@ -17,6 +17,7 @@ void t.test('defaults of every §2 variable', async (t) => {
   const config = loadConfig({ JWT_SECRET: TEST_SECRET })
   t.equal(config.port, 8080)
   t.equal(config.host, '0.0.0.0')
+  t.equal(config.listenBacklog, 4096)
   t.equal(config.production, false)
   t.equal(config.redisUrl, undefined, 'REDIS_URL unset: embedded engine')
   t.equal(config.redis, undefined, 'no Redis topology at all')
