@@ -21,6 +21,7 @@ import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
 import admissionPlugin from './plugins/admission.js'
 import corsPlugin from './plugins/cors.js'
+import probePortPlugin from './plugins/probe-port.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
 import v1Routes from './routes/v1/index.js'
@@ -187,6 +188,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // METRICS_PORT instead of the main port when that is set.
   await app.register(metricsPlugin, { metrics, port: config.metricsPort, host: config.host })
   await app.register(healthRoutes)
+  await app.register(probePortPlugin, {
+    port: config.probePort,
+    host: config.host,
+    inputs: () => ({ engineReady: engine.isReady(), draining: hub.draining })
+  })
   await app.register(ticketRoute, { rateLimit: config.ticketRateLimit, keyPrefix: config.redisKeyPrefix })
   await app.register(v1Routes, { maxFrameBytes: config.wsMaxPayloadBytes })
   await app.register(wsRoute, {

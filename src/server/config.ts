@@ -16,6 +16,8 @@ const EnvSchema = Type.Object({
   // Pending TCP connections the kernel queues for us (capped by net.core.somaxconn). Node's
   // default, 511, overflows when an ingress reconnects thousands of clients to one instance:
   // the dropped SYNs are retried 1, 3, 7, 15 s later (the avalanche benchmark saw exactly that).
+  // /livez and /readyz also on this port, answered by a thread of their own (plugins/probe-port.ts).
+  PROBE_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   LISTEN_BACKLOG: Type.Integer({ minimum: 1, maximum: 65535, default: 4096 }),
   NODE_ENV: Type.Optional(Type.String()),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -96,6 +98,8 @@ export interface Config {
   readonly host: string
   /** Serve /metrics on this port (same HOST) instead of the main one; undefined: main port. */
   readonly metricsPort?: number
+  /** Probes on their own port and thread as well (PROBE_PORT); undefined: main port only. */
+  readonly probePort?: number
   /** listen(2) backlog of the main port. */
   readonly listenBacklog: number
   /** Production rules apply: NODE_ENV is anything but unset, `development` or `test` (SPEC §2). */
@@ -215,6 +219,9 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
   if (parsed.METRICS_PORT !== undefined && parsed.METRICS_PORT !== 0 && parsed.METRICS_PORT === parsed.PORT) {
     throw new ConfigError('Invalid configuration: METRICS_PORT must differ from PORT (unset it to serve /metrics on the main port)')
   }
+  if (parsed.PROBE_PORT !== undefined && parsed.PROBE_PORT !== 0 && (parsed.PROBE_PORT === parsed.PORT || parsed.PROBE_PORT === parsed.METRICS_PORT)) {
+    throw new ConfigError('Invalid configuration: PROBE_PORT must differ from PORT and METRICS_PORT')
+  }
   if (production && !hasJwtConfig) {
     throw new ConfigError(`Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=${parsed.NODE_ENV ?? ''}`)
   }
@@ -240,6 +247,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     // Dev mode serves a generated secret and an anonymous token mint: never on every interface by default.
     host: parsed.HOST ?? (devSecret ? '127.0.0.1' : '0.0.0.0'),
     metricsPort: parsed.METRICS_PORT,
+    probePort: parsed.PROBE_PORT,
     listenBacklog: parsed.LISTEN_BACKLOG,
     production,
     redisUrl: parsed.REDIS_URL,

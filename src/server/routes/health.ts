@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { jitteredRetryAfter } from '../errors.js'
+import { readinessAnswer } from '../probes/readiness.js'
 import { LivenessResponse, ReadinessResponse } from '../../protocol/http.js'
 
 /**
@@ -31,13 +32,9 @@ export default async function healthRoutes (app: FastifyInstance): Promise<void>
       }
     }
   }, async (_request, reply) => {
-    const checks = {
-      engine: app.engine.isReady() ? 'ok' as const : 'fail' as const,
-      draining: app.hub.draining ? 'fail' as const : 'ok' as const
-    }
-    const failing = Object.entries(checks).filter(([, state]) => state === 'fail').map(([name]) => name)
-    if (failing.length === 0) return { status: 'ready' as const, checks }
+    const answer = readinessAnswer({ engineReady: app.engine.isReady(), draining: app.hub.draining })
+    if (answer.statusCode === 200) return answer.body
     reply.header('retry-after', String(jitteredRetryAfter(1)))
-    return await reply.code(503).send({ status: 'not_ready' as const, checks, failing })
+    return await reply.code(503).send(answer.body)
   })
 }
