@@ -7,7 +7,7 @@
  * written for LIVENESS_STALL_MS, so a wedged loop is restarted instead of only
  * timing out.
  */
-import { createServer } from 'node:http'
+import { createServer, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 import { ProbeState } from './probe-state.js'
@@ -23,7 +23,7 @@ export interface ProbeWorkerData {
 const data = workerData as ProbeWorkerData
 const state = new ProbeState(data.buffer)
 
-function reply (response: import('node:http').ServerResponse, statusCode: number, body: unknown): void {
+function reply (response: ServerResponse, statusCode: number, body: unknown): void {
   const text = JSON.stringify(body)
   response.writeHead(statusCode, {
     'content-type': 'application/json; charset=utf-8',
