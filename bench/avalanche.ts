@@ -211,7 +211,7 @@ export async function runAvalanche (argv: readonly string[]): Promise<number> {
     // The shipped defaults: only what NODE_ENV=production requires, nothing that raises a limit.
     const env = { NODE_ENV: 'production', REDIS_URL: redis.url, JWT_SECRET, ALLOWED_ORIGINS: 'http://127.0.0.1', LOG_LEVEL: 'warn' }
     for (const name of ['gw-a', 'gw-b']) {
-      gateways.push(new GatewayProcess({ name, port: await freePort(), logFile: join(RESULTS_DIR, `avalanche-${stamp}-${name}.log`), cwd: ROOT, env }))
+      gateways.push(new GatewayProcess({ name, port: await freePort(), probePort: await freePort(), logFile: join(RESULTS_DIR, `avalanche-${stamp}-${name}.log`), cwd: ROOT, env }))
     }
     const [gwA, gwB] = gateways as [GatewayProcess, GatewayProcess]
     for (const gateway of gateways) gateway.start()

@@ -44,6 +44,8 @@ export interface GatewayLife {
 export class GatewayProcess {
   readonly name: string
   readonly port: number
+  /** PROBE_PORT, as the shipped Kubernetes ConfigMap sets it: where the kubelet (and this run) probes. */
+  readonly probePort: number
   readonly logFile: string
   readonly lives: GatewayLife[] = []
   readonly #env: Record<string, string>
@@ -51,9 +53,10 @@ export class GatewayProcess {
   #child: ChildProcess | undefined
   #exited: Promise<void> = Promise.resolve()
 
-  constructor (options: { name: string, port: number, logFile: string, cwd: string, env: Record<string, string> }) {
+  constructor (options: { name: string, port: number, probePort: number, logFile: string, cwd: string, env: Record<string, string> }) {
     this.name = options.name
     this.port = options.port
+    this.probePort = options.probePort
     this.logFile = options.logFile
     this.#cwd = options.cwd
     this.#env = options.env
@@ -80,7 +83,7 @@ export class GatewayProcess {
     try {
       child = spawn(process.execPath, ['dist/server/main.js'], {
         cwd: this.#cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.#env, PORT: String(this.port), HOST: '127.0.0.1' },
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...this.#env, PORT: String(this.port), PROBE_PORT: String(this.probePort), HOST: '127.0.0.1' },
         stdio: ['ignore', fd, fd]
       })
     } finally {

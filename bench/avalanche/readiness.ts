@@ -56,7 +56,7 @@ export class ReadinessPoller {
       const pid = gateway.running ? gateway.pid : undefined
       let poll: ReadyzPoll
       try {
-        const answer = await httpGet(gateway.port, '/readyz', POLL_TIMEOUT_MS)
+        const answer = await httpGet(gateway.probePort, '/readyz', POLL_TIMEOUT_MS)
         poll = { instance: gateway.name, pid, at, outcome: answer.status, ms: answer.ms }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code

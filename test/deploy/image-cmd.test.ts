@@ -68,17 +68,19 @@ void t.test('the image CMD with the image env, ConfigMap and example Secret: rea
   t.notOk(existsSync(join(app, 'node_modules/tap')), 'no dev dependency installed')
 
   const port = await freePort()
+  const probePort = await freePort()
   const configMap = configMapData()
   const secret = exampleSecretData()
   // Precedence as in a pod: image ENV < envFrom ConfigMap < envFrom Secret. Only REDIS_URL
-  // (this file's redis-server) and PORT (a free one) differ from the manifests.
+  // (this file's redis-server), PORT and PROBE_PORT (free ones) differ from the manifests.
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
     ...stageEnv(stages, runtime),
     ...configMap,
     ...secret,
     REDIS_URL: redis.url,
-    PORT: String(port)
+    PORT: String(port),
+    PROBE_PORT: String(probePort)
   }
   t.equal(env.NODE_ENV, 'production')
 
@@ -111,6 +113,9 @@ void t.test('the image CMD with the image env, ConfigMap and example Secret: rea
   const ready = await fetch(`${baseUrl}/readyz`)
   t.same(await ready.json(), { status: 'ready', checks: { engine: 'ok', draining: 'ok' } })
   t.equal(await statusOf(`${baseUrl}/livez`), 200)
+  // What the kubelet asks: the probe thread of the built image.
+  t.same(await (await fetch(`http://127.0.0.1:${probePort}/readyz`)).json(), { status: 'ready', checks: { engine: 'ok', draining: 'ok' } })
+  t.equal(await statusOf(`http://127.0.0.1:${probePort}/livez`), 200)
   const metrics = await (await fetch(`${baseUrl}/metrics`)).text()
   t.match(metrics, /^rtgw_connections_open 0$/m, 'the HPA metric is served on the main port')
 

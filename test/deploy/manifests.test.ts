@@ -139,12 +139,13 @@ void t.test('the example overlay removes the replica count the HPA owns', async 
 void t.test('container port, Service targetPort, probes, scrape annotation and PORT agree', async (t) => {
   t.equal(podSpec.containers.length, 1)
   t.equal(container.name, 'gateway')
-  t.same(container.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])
+  t.same(container.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }, { name: 'probes', containerPort: 8081, protocol: 'TCP' }])
   t.equal(configMap.PORT, '8080')
+  t.equal(configMap.PROBE_PORT, '8081', 'the probes have their own port and thread')
   t.equal(service.spec!.ports!.length, 1)
   t.equal(resolvePort(service.spec!.ports![0]!.targetPort), 8080, 'Service targetPort is the container port')
   for (const probe of [container.startupProbe, container.readinessProbe, container.livenessProbe]) {
-    t.equal(resolvePort(probe?.httpGet?.port), 8080, `probe ${probe?.httpGet?.path} uses the container port`)
+    t.equal(resolvePort(probe?.httpGet?.port), Number(configMap.PROBE_PORT), `probe ${probe?.httpGet?.path} uses PROBE_PORT`)
   }
   const annotations = deployment.spec!.template.metadata!.annotations!
   t.same(annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080', 'prometheus.io/path': '/metrics' })
@@ -173,7 +174,7 @@ void t.test('probes: startup and liveness on /livez, readiness on /readyz, with 
 })
 
 void t.test('the probe paths and the scrape path are served by the app', async (t) => {
-  const config = loadConfig({ ...configMap, JWT_SECRET: secret.JWT_SECRET, NODE_ENV: undefined, LOG_LEVEL: 'silent' })
+  const config = loadConfig({ ...configMap, PROBE_PORT: '0', JWT_SECRET: secret.JWT_SECRET, NODE_ENV: undefined, LOG_LEVEL: 'silent' })
   const app = await buildApp(config)
   t.teardown(async () => { await app.close() })
   const paths = [container.startupProbe!.httpGet!.path!, container.readinessProbe!.httpGet!.path!, container.livenessProbe!.httpGet!.path!]

@@ -63,8 +63,3 @@ server.listen({ host: data.host, port: data.port }, () => {
   parentPort?.postMessage({ listening: typeof address === 'object' && address !== null ? address.port : data.port })
 })
 server.on('error', (err) => { parentPort?.postMessage({ error: err.message }) })
-parentPort?.on('message', (message: unknown) => {
-  if (message !== 'close') return
-  server.closeAllConnections()
-  server.close(() => { parentPort?.close() })
-})
