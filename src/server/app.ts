@@ -11,6 +11,7 @@ import { TicketService } from './tickets/ticket-service.js'
 import { Revocations } from './tickets/revocations.js'
 import { Hub } from './ws/hub.js'
 import { ChannelRelay } from './channels/channel-relay.js'
+import { ChannelPublisher } from './channels/publisher.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
@@ -34,6 +35,7 @@ declare module 'fastify' {
     verifyToken: TokenVerifier
     hub: Hub
     relay: ChannelRelay
+    publisher: ChannelPublisher
     /**
      * Starts the graceful drain (SPEC §4): readiness fails at once, new upgrades
      * are refused, open sockets are closed with 1012 over part of the grace.
@@ -129,6 +131,11 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   app.decorate('hub', hub)
   const relay = new ChannelRelay({ engine, logger: app.log.child({ component: 'relay' }), maxChannelsPerConnection: config.wsMaxChannelsPerConnection, metrics })
   app.decorate('relay', relay)
+  app.decorate('publisher', new ChannelPublisher({
+    engine,
+    maxFrameBytes: config.wsMaxPayloadBytes,
+    observe: (outcome, seconds) => { metrics.publishDuration.observe({ outcome }, seconds) }
+  }))
   app.decorate('verifyToken', await createTokenVerifier(config.jwt))
   app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics, revocations }))
 
@@ -194,7 +201,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     inputs: () => ({ engineReady: engine.isReady(), draining: hub.draining })
   })
   await app.register(ticketRoute, { rateLimit: config.ticketRateLimit, keyPrefix: config.redisKeyPrefix })
-  await app.register(v1Routes, { maxFrameBytes: config.wsMaxPayloadBytes })
+  await app.register(v1Routes)
   await app.register(wsRoute, {
     path: config.wsPath,
     allowedOrigins: config.allowedOrigins,
@@ -205,7 +212,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
   // SPEC §8: only a gateway running on its generated development secret serves the demo.
   // (config.ts never gives production a dev secret; checked here too, as the demo mints tokens.)
   if (config.jwt.devSecret && !config.production && config.jwt.secret !== undefined) {
-    await app.register(demoRoutes, { secret: config.jwt.secret, maxFrameBytes: config.wsMaxPayloadBytes })
+    await app.register(demoRoutes, { secret: config.jwt.secret })
   }
 
   return app

@@ -21,6 +21,9 @@ export class GatewayError extends Error {
   }
 }
 
+/** Seconds an overloaded instance asks a client to wait (SPEC §13), before jitter. */
+export const OVERLOADED_RETRY_AFTER_SECONDS = 2
+
 /**
  * A `Retry-After` value (whole seconds) spread over [base, base + max(2, base/2)]
  * (SPEC §13): clients refused in the same instant must not all return in the same

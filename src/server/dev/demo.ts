@@ -7,9 +7,7 @@ import { mintDevToken } from './dev-token.js'
 import { demoPage } from './demo-page.js'
 import { BearerHeaders, OtherErrors, PublishResult, errorResponses } from '../../protocol/http.js'
 import { bearerToken } from '../auth/token-verifier.js'
-import { EngineUnavailableError } from '../engine/engine.js'
-import { formatOffset } from '../engine/offsets.js'
-import { GatewayError, errorBody } from '../errors.js'
+import { errorBody } from '../errors.js'
 
 const DemoToken = Type.Object({
   token: Type.String(),
@@ -22,14 +20,9 @@ const DemoPublishBody = Type.Object({
   data: Type.Unknown({ description: 'Any JSON value, delivered verbatim to user:<sub>' })
 }, { additionalProperties: false })
 
-/** The room POST /v1/publish keeps around `data` for the frame (type, channel, offset). */
-const FRAME_OVERHEAD_BYTES = 300
-
 export interface DemoOptions {
   /** The development secret (SPEC §8); the demo only exists when the gateway made one. */
   readonly secret: string
-  /** A delivered frame must fit the clients' limit (WS_MAX_PAYLOAD_BYTES), as on /v1/publish. */
-  readonly maxFrameBytes: number
 }
 
 // The browser bundle is built by `npm run build` (scripts/build-assets.mjs) into
@@ -90,16 +83,7 @@ export default async function demoRoutes (app: FastifyInstance, options: DemoOpt
     }
   }, async (request) => {
     const { sub } = await app.verifyToken(bearerToken(request.headers.authorization))
-    const channel = `user:${sub}`
-    const data = JSON.stringify(request.body.data ?? null)
-    if (Buffer.byteLength(data) + FRAME_OVERHEAD_BYTES > options.maxFrameBytes) {
-      throw new GatewayError('MESSAGE_TOO_LARGE_FOR_CLIENTS', { message: `data is over the ${options.maxFrameBytes}-byte frame limit` })
-    }
-    try {
-      return { channel, offset: formatOffset(await app.engine.publish(channel, data)) }
-    } catch (err) {
-      if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
-      throw err
-    }
+    // The same path as /v1/publish (frame limit, history, fan-out), to the caller's own channel only.
+    return await app.publisher.publish(`user:${sub}`, request.body.data)
   })
 }

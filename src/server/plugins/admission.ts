@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import underPressure from '@fastify/under-pressure'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { GatewayError } from '../errors.js'
+import { GatewayError, OVERLOADED_RETRY_AFTER_SECONDS } from '../errors.js'
 
 export interface AdmissionOptions {
   /** Mean event-loop delay (ms) over one sample past which new work is refused; 0: off. */
@@ -13,9 +13,6 @@ export interface AdmissionOptions {
   readonly admits: (request: FastifyRequest) => boolean
   readonly onRefused: (request: FastifyRequest) => void
 }
-
-/** Seconds an overloaded instance asks refused clients to wait, before jitter (errors.ts). */
-const OVERLOADED_RETRY_AFTER_SECONDS = 2
 
 /**
  * Admission control (SPEC §13) on @fastify/under-pressure: while the event loop is
@@ -43,8 +40,6 @@ async function admissionPlugin (app: FastifyInstance, options: AdmissionOptions)
       throw new GatewayError('OVERLOADED', { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS })
     }
   })
-  // under-pressure decorates isUnderPressure() only while a threshold is set.
-  if (!app.hasDecorator('isUnderPressure')) app.decorate('isUnderPressure', () => false)
 }
 
 export default fp(admissionPlugin, { name: 'rtgw-admission', fastify: '5.x' })

@@ -1,11 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GatewayError, errorBody, jitteredRetryAfter } from '../errors.js'
+import { GatewayError, OVERLOADED_RETRY_AFTER_SECONDS, errorBody, jitteredRetryAfter } from '../errors.js'
 import type { Code } from '../../protocol/codes.js'
 import { EngineOverloadedError } from '../engine/engine.js'
-
-/** Seconds an instance that stalled on its own loop asks a client to wait, before jitter. */
-const OVERLOADED_RETRY_AFTER_SECONDS = 2
 
 declare module 'fastify' {
   interface FastifyReply {

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
 import { ProbeState } from './probe-state.js'
 import { readinessAnswer } from './readiness.js'
+import { jitteredRetryAfter } from '../errors.js'
 
 export interface ProbeWorkerData {
   readonly buffer: SharedArrayBuffer
@@ -49,7 +50,7 @@ const server = createServer((request, response) => {
   }
   if (path === '/readyz') {
     const answer = readinessAnswer(current)
-    if (answer.statusCode === 503) response.setHeader('retry-after', '1')
+    if (answer.statusCode === 503) response.setHeader('retry-after', String(jitteredRetryAfter(1)))
     reply(response, answer.statusCode, answer.body)
     return
   }

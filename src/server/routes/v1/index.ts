@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { GatewayError } from '../../errors.js'
-import publishRoute, { type PublishRouteOptions } from './publish.js'
+import publishRoute from './publish.js'
 import disconnectRoute from './disconnect.js'
 import pollRoute from './poll.js'
 
@@ -8,12 +8,12 @@ import pollRoute from './poll.js'
  * The backend and fallback API under /v1 (SPEC §3). Every route here needs the
  * engine: while it cannot serve, they all answer 503 REDIS_NOT_READY at once.
  */
-export default async function v1Routes (app: FastifyInstance, options: PublishRouteOptions): Promise<void> {
+export default async function v1Routes (app: FastifyInstance): Promise<void> {
   app.decorateRequest('token', null)
   app.addHook('onRequest', async () => {
     if (!app.engine.isReady()) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
   })
-  await app.register(publishRoute, options)
+  await app.register(publishRoute)
   await app.register(disconnectRoute)
   await app.register(pollRoute)
 }
