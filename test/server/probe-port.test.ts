@@ -51,25 +51,31 @@ void t.test('with the main loop saturated, the probe port still answers in milli
   if (port === null) throw new Error('no probe port')
   const stop = saturate()
   t.teardown(stop)
-  // Timed from another process: this one's loop is the one being blocked.
+  // Timed from another process: this one's loop is the one being blocked. Both ports, in turn.
   const poller = `
-    const latencies = []
+    const mainPort = ${new URL(gateway.baseUrl).port}
+    const latencies = { probe: [], main: [] }
     for (let i = 0; i < 20; i += 1) {
-      const started = performance.now()
-      const response = await fetch('http://127.0.0.1:${port}/readyz')
-      await response.text()
-      if (response.status !== 200) throw new Error('status ' + response.status)
-      latencies.push(performance.now() - started)
+      for (const [name, port] of [['probe', ${port}], ['main', mainPort]]) {
+        const started = performance.now()
+        const response = await fetch('http://127.0.0.1:' + port + '/readyz')
+        await response.text()
+        if (response.status !== 200) throw new Error(name + ' status ' + response.status)
+        latencies[name].push(performance.now() - started)
+      }
       await new Promise((resolve) => setTimeout(resolve, 50))
     }
     process.stdout.write(JSON.stringify(latencies))`
   const { stdout } = await run(process.execPath, ['--input-type=module', '-e', poller])
   stop()
-  const latencies = JSON.parse(stdout) as number[]
-  t.equal(latencies.length, 20, 'every probe answered 200')
-  const slowest = Math.max(...latencies)
-  // The main loop is blocked 300 ms at a time here; a probe on the main port would wait that long.
-  t.ok(slowest < 200, `slowest probe ${slowest.toFixed(1)} ms while the main loop was blocked 300 ms of every 320 ms`)
+  const latencies = JSON.parse(stdout) as { probe: number[], main: number[] }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+  t.equal(latencies.probe.length, 20, 'every probe answered 200')
+  // Medians, not maxima: the machine may be busy with other test files; the contrast is what counts.
+  const probe = median(latencies.probe)
+  const main = median(latencies.main)
+  t.ok(probe < 100, `probe port median ${probe.toFixed(1)} ms while the main loop was blocked 300 ms of every 320 ms`)
+  t.ok(probe < main, `faster than the main port, which waits for the loop (median ${main.toFixed(1)} ms)`)
 })
 
 void t.test('PROBE_PORT must differ from PORT and METRICS_PORT', async (t) => {
