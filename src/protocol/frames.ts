@@ -1,9 +1,9 @@
 /**
  * WebSocket frames (SPEC §4–§5). Client frames are validated with these schemas;
- * server frames are typed by them. Channels, send and the rest of §5 join this
- * file with the relay.
+ * server frames are typed by them, as one union tagged by `type`.
  */
 import { Type, type Static } from 'typebox'
+import { OFFSET_PATTERN_SOURCE } from './offsets.js'
 
 /** Client request id: echoed in replies so clients can match them. */
 const RequestId = Type.Union([Type.String({ maxLength: 128 }), Type.Number()])
@@ -12,7 +12,7 @@ const RequestId = Type.Union([Type.String({ maxLength: 128 }), Type.Number()])
 export const ChannelName = Type.String({ pattern: '^[A-Za-z0-9:_.@-]{1,200}$' })
 
 /** `<epoch>:<seq>` as issued by the gateway; opaque to clients. */
-export const Offset = Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}:[0-9]{1,15}$' })
+export const Offset = Type.String({ pattern: OFFSET_PATTERN_SOURCE })
 
 export const PingFrame = Type.Object({
   type: Type.Literal('ping'),
@@ -103,4 +103,5 @@ export interface AckFrame {
   id: string | number
 }
 
-export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | AckFrame
+/** Every frame the gateway sends, tagged by `type`. */
+export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | MessageFrame | AckFrame

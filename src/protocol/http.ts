@@ -1,10 +1,11 @@
 /**
  * TypeBox schemas of the HTTP API (SPEC §3). They are the single source for
  * Fastify's validation and serialization, the `Static` types used by routes and
- * the client SDK, and (later) the OpenAPI document.
+ * the client SDK, and the OpenAPI document.
  */
 import { Type, type Static, type TObject } from 'typebox'
 import { codes, type Code } from './codes.js'
+import { OFFSET_PATTERN_SOURCE } from './offsets.js'
 
 export const ErrorBody = Type.Object({
   error: Type.String({ description: 'HTTP status name in upper snake case' }),
@@ -139,7 +140,7 @@ export const DisconnectResponse = Type.Object({ requested: Type.Literal(true) })
  */
 export const PollQuery = Type.Object({
   channel: ChannelName,
-  since: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}:[0-9]{1,15}$' })),
+  since: Type.Optional(Type.String({ pattern: OFFSET_PATTERN_SOURCE })),
   timeoutMs: Type.Integer({ minimum: 0, maximum: 30000, default: 25000 })
 }, { additionalProperties: false, patternProperties: { '^_': {} } })
 export type PollQuery = Static<typeof PollQuery>

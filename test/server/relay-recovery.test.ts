@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { ChannelMessage, HistoryRead } from '../../src/server/engine/engine.js'
-import type { ChannelPosition } from '../../src/server/engine/offsets.js'
+import type { ChannelPosition } from '../../src/protocol/offsets.js'
 import { batchRead, chooseBase, nextHint, resumeFrom, type BatchRead, type HistoryHint } from '../../src/server/channels/recovery.js'
 import { ReplayScheduler, type ReplayJob } from '../../src/server/channels/replay-scheduler.js'
 

@@ -1,6 +1,6 @@
 import type { SubscribeFrame } from '../../protocol/frames.js'
 import { EngineUnavailableError, type ChannelMessage, type Engine, type EngineLogger } from '../engine/engine.js'
-import { formatOffset, parseOffset, type ChannelPosition } from '../engine/offsets.js'
+import { formatOffset, parseOffset, type ChannelPosition } from '../../protocol/offsets.js'
 import type { Connection } from '../ws/connection.js'
 import { batchRead, chooseBase, nextHint, resumeFrom, type HistoryHint, type Resumption } from './recovery.js'
 import { ReplayScheduler, type ReplayJob } from './replay-scheduler.js'

@@ -1,5 +1,5 @@
 import { EngineUnavailableError, type Engine } from '../engine/engine.js'
-import { formatOffset } from '../engine/offsets.js'
+import { formatOffset } from '../../protocol/offsets.js'
 import { GatewayError } from '../errors.js'
 
 /** Room for the §5 frame around `data`: type, channel and offset. */

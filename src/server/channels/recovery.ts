@@ -5,7 +5,7 @@
  * the ChannelRelay does the reading, the holding of live messages and the sending.
  */
 import type { HistoryRead } from '../engine/engine.js'
-import type { ChannelPosition } from '../engine/offsets.js'
+import type { ChannelPosition } from '../../protocol/offsets.js'
 
 /** One history read as the relay issued it: the `since` it was made with, and its answer. */
 export interface BatchRead {

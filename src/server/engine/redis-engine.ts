@@ -18,7 +18,7 @@ import {
   type StoredRevocation,
   type TicketRecord
 } from './engine.js'
-import { parseOffset } from './offsets.js'
+import { parseOffset } from '../../protocol/offsets.js'
 import { createRedisConnections, type RedisClient } from './redis-connection.js'
 import type { RedisTopology } from './redis-topology.js'
 import { RedisUnreachableLog } from './redis-unreachable-log.js'

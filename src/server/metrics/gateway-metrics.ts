@@ -10,7 +10,7 @@ export type ConnectOutcome = 'established' | '4401' | '4403' | '1013' | '1012' |
 /** Frames received, by type; `invalid` got BAD_MESSAGE, `binary` was closed with 1003. */
 export type ReceivedFrameKind = ClientFrameType | 'invalid' | 'binary'
 /** Frames sent, by type (`message` is the fan-out delivery). */
-export type SentFrameKind = ServerFrame['type'] | 'message'
+export type SentFrameKind = ServerFrame['type']
 
 /**
  * Connections the server itself ends: the close codes' names of protocol/codes.ts,

@@ -4,7 +4,7 @@ import type { Static } from 'typebox'
 import { BearerHeaders, OtherErrors, PollQuery, PollResponse, errorResponses } from '../../../protocol/http.js'
 import { ChannelAccess } from '../../channels/channel-access.js'
 import { EngineUnavailableError, type HistoryRead } from '../../engine/engine.js'
-import { formatOffset, parseOffset } from '../../engine/offsets.js'
+import { formatOffset, parseOffset } from '../../../protocol/offsets.js'
 import { GatewayError } from '../../errors.js'
 import { authenticateUser, userTokenOf } from '../authenticate.js'
 
