@@ -175,6 +175,29 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       t.ok(loadError instanceof EngineUnavailableError, `loadRevocations rejects with EngineUnavailableError (got ${String(loadError)})`)
     })
 
+    await t.test('a counter counts hits within its window, keys apart, and starts again after it', async (t) => {
+      const { engine, inspectKeys } = await setup(t)
+      const first = await engine.countHit('user:alice', 400)
+      t.equal(first.count, 1)
+      t.ok(first.ttlMs > 0 && first.ttlMs <= 400, `the window starts with the first hit (${first.ttlMs} ms left)`)
+      t.equal((await engine.countHit('user:alice', 400)).count, 2)
+      const third = await engine.countHit('user:alice', 400)
+      t.equal(third.count, 3)
+      t.ok(third.ttlMs > 0 && third.ttlMs <= first.ttlMs, `later hits keep the window's end (${third.ttlMs} ms left)`)
+      t.equal((await engine.countHit('user:bob', 400)).count, 1, 'another key counts apart')
+      await sleep(500)
+      t.equal((await engine.countHit('user:alice', 400)).count, 1, 'a new window after the old one ended')
+      await sleep(500)
+      if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'ended windows leave no key')
+    })
+
+    await t.test('a closed engine rejects countHit with EngineUnavailableError', async (t) => {
+      const { engine } = await setup(t)
+      await engine.close()
+      const error = await rejectionOf(engine.countHit('user:alice', 1000))
+      t.ok(error instanceof EngineUnavailableError, `countHit rejects with EngineUnavailableError (got ${String(error)})`)
+    })
+
     await t.test('readiness listeners hear the close; unsubscribed ones do not', async (t) => {
       const { engine } = await setup(t)
       t.equal(engine.isReady(), true)

@@ -83,6 +83,14 @@ export interface StoredRevocation {
   readonly remainingMs: number
 }
 
+/** A fixed-window counter after one more hit (SPEC §13 limits). */
+export interface CounterHit {
+  /** Hits in the current window, this one included. */
+  readonly count: number
+  /** Milliseconds until the window ends and the count starts again. */
+  readonly ttlMs: number
+}
+
 export interface Engine {
   readonly kind: 'memory' | 'redis'
   /** True while the engine can serve commands; never blocks. */
@@ -125,6 +133,11 @@ export interface Engine {
   storeRevocation(target: RevocationTarget, seconds: number): Promise<void>
   /** Every ban still in force; what a starting (or reconnected) instance loads. */
   loadRevocations(): Promise<StoredRevocation[]>
+  /**
+   * Counts one hit on the fixed window `key` (a window of `windowMs` starts with its
+   * first hit), shared by every instance. Rejects with EngineUnavailableError when not ready.
+   */
+  countHit(key: string, windowMs: number): Promise<CounterHit>
   /** Releases connections and timers. */
   close(): Promise<void>
 }

@@ -3,6 +3,7 @@ import {
   EngineUnavailableError,
   ReadinessSignal,
   type ChannelMessage,
+  type CounterHit,
   type Engine,
   type HistoryRead,
   type InboundMessage,
@@ -46,6 +47,8 @@ export class MemoryEngine implements Engine {
   readonly #inboundSeen = new Map<string, number>()
   /** Bans by `<kind>\u0000<id>` → end, epoch ms. */
   readonly #revocations = new Map<string, number>()
+  /** Fixed-window counters: key → hits and the window's end, epoch ms. */
+  readonly #counters = new Map<string, { count: number, readonly endsAt: number }>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
 
@@ -164,6 +167,18 @@ export class MemoryEngine implements Engine {
     return active
   }
 
+  async countHit (key: string, windowMs: number): Promise<CounterHit> {
+    this.#assertReady()
+    const now = this.#now()
+    let counter = this.#counters.get(key)
+    if (counter === undefined || counter.endsAt <= now) {
+      counter = { count: 0, endsAt: now + windowMs }
+      this.#counters.set(key, counter)
+    }
+    counter.count += 1
+    return { count: counter.count, ttlMs: counter.endsAt - now }
+  }
+
   async listen (channel: string): Promise<void> {
     this.#assertReady()
     this.#listening.add(channel)
@@ -210,6 +225,9 @@ export class MemoryEngine implements Engine {
     }
     for (const [key, until] of this.#inboundSeen) {
       if (until <= now) this.#inboundSeen.delete(key)
+    }
+    for (const [key, counter] of this.#counters) {
+      if (counter.endsAt <= now) this.#counters.delete(key)
     }
     for (const [key, until] of this.#revocations) {
       if (until <= now) this.#revocations.delete(key)

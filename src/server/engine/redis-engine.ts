@@ -7,6 +7,7 @@ import {
   decodeTicketRecord,
   encodeTicketRecord,
   type ChannelMessage,
+  type CounterHit,
   type Engine,
   type EngineLogger,
   type HistoryRead,
@@ -28,6 +29,7 @@ const READ_HISTORY_SCRIPT = readFileSync(new URL('./lua/read-history.lua', impor
 const APPEND_INBOUND_SCRIPT = readFileSync(new URL('./lua/append-inbound.lua', import.meta.url), 'utf8')
 const STORE_REVOCATION_SCRIPT = readFileSync(new URL('./lua/store-revocation.lua', import.meta.url), 'utf8')
 const LOAD_REVOCATIONS_SCRIPT = readFileSync(new URL('./lua/load-revocations.lua', import.meta.url), 'utf8')
+const COUNT_HIT_SCRIPT = readFileSync(new URL('./lua/count-hit.lua', import.meta.url), 'utf8')
 
 type StreamEntry = [id: string, fields: string[]]
 
@@ -40,6 +42,7 @@ interface RelayCommands {
   consumeTicketScript (key: string): Promise<string | null>
   storeRevocationScript (set: string, member: string, seconds: number): Promise<number>
   loadRevocationsScript (set: string): Promise<Array<string | number>>
+  countHitScript (counter: string, windowMs: number): Promise<[number, number]>
 }
 
 const newEpoch = (): string => randomBytes(6).toString('base64url')
@@ -149,6 +152,7 @@ export class RedisEngine implements Engine {
     client.defineCommand('appendInboundMessage', { numberOfKeys: 2, lua: APPEND_INBOUND_SCRIPT })
     client.defineCommand('storeRevocationScript', { numberOfKeys: 1, lua: STORE_REVOCATION_SCRIPT })
     client.defineCommand('loadRevocationsScript', { numberOfKeys: 1, lua: LOAD_REVOCATIONS_SCRIPT })
+    client.defineCommand('countHitScript', { numberOfKeys: 1, lua: COUNT_HIT_SCRIPT })
 
     subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
     subscriber.on('smessage', (name: string, payload: string) => { this.#onLive(name, payload) })
@@ -265,6 +269,13 @@ export class RedisEngine implements Engine {
       active.push({ target: { kind, id: member.slice(separator + 1) }, remainingMs: Number(flat[index + 1]) })
     }
     return active
+  }
+
+  async countHit (key: string, windowMs: number): Promise<CounterHit> {
+    this.#assertReady()
+    // One key per counter: any Cluster slot will do.
+    const [count, ttlMs] = await this.#command('script:count-hit', async () => await this.#commands.countHitScript(`${this.#prefix}ratelimit:${key}`, windowMs))
+    return { count, ttlMs }
   }
 
   onChannelMessage (listener: (message: ChannelMessage) => void): void {
