@@ -49,8 +49,8 @@ await t.test('issue throws SESSION_REVOKED while banned; consume of an older tic
 
   const refused = await rejectionOf(tickets.issue({ sub: 'mallory', sessionId: 'm2' }, Promise.reject(new Error('limited'))))
   t.ok(refused instanceof GatewayError && refused.code === 'SESSION_REVOKED', `SESSION_REVOKED (got ${String(refused)})`)
-  t.same(await tickets.consume(older.ticket), { ok: false, reason: 'revoked' })
-  t.same(await tickets.consume(older.ticket), { ok: false, reason: 'invalid' }, 'the refused ticket was consumed all the same')
+  t.same(await tickets.consume(older.ticket), { ok: false, code: 'SESSION_REVOKED', reason: 'revoked' })
+  t.same(await tickets.consume(older.ticket), { ok: false, code: 'WS_TICKET_INVALID', reason: 'invalid' }, 'the refused ticket was consumed all the same')
   t.equal((await metrics.ticketsIssued.get()).values[0]?.value, 1, 'no ticket issued to the banned user')
 })
 
@@ -64,5 +64,5 @@ await t.test('bans that cannot be loaded fail issue and consume as unavailable, 
   t.ok(await rejectionOf(revocations.pending() ?? Promise.resolve()) instanceof EngineUnavailableError, 'the load rejects with EngineUnavailableError')
   const tickets = new TicketService({ engine, ttlSeconds: 30, metrics: new GatewayMetrics(), revocations })
   t.ok(await rejectionOf(tickets.issue({ sub: 'u', sessionId: 's' })) instanceof EngineUnavailableError)
-  t.same(await tickets.consume('A'.repeat(43)), { ok: false, reason: 'engine_unavailable' })
+  t.same(await tickets.consume('A'.repeat(43)), { ok: false, code: 'WS_TICKET_REDIS_NOT_READY', reason: 'engine_unavailable' })
 })

@@ -16,7 +16,7 @@ await t.test('tickets drawn from the random pool are distinct across refills, an
   const first = await Promise.all(issued.map(async (response) => await tickets.consume(response.ticket)))
   t.equal(first.filter((result) => result.ok).length, 1000)
   const again = await tickets.consume(issued[500]!.ticket)
-  t.same(again, { ok: false, reason: 'invalid' })
+  t.same(again, { ok: false, code: 'WS_TICKET_INVALID', reason: 'invalid' })
   t.equal((await metrics.ticketsIssued.get()).values[0]?.value, 1000)
 })
 

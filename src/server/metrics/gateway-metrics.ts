@@ -1,8 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { ClientFrameType, ServerFrame } from '../../protocol/frames.js'
-
-/** `revoked`: the ticket's user or session is banned (SPEC §3 /v1/disconnect with revokeSeconds). */
-export type TicketRejectReason = 'missing' | 'invalid' | 'expired' | 'engine_unavailable' | 'revoked'
+import type { TicketMetrics, TicketRejectReason } from '../tickets/ticket-service.js'
 
 /** How a WebSocket upgrade ended (SPEC §4): a session, or the close/HTTP code that refused it. */
 export type ConnectOutcome = 'established' | '4401' | '4403' | '1013' | '1012' | '403'
@@ -62,7 +60,7 @@ function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
  * never a user, session, channel, connection or raw URL (cardinality, and URLs
  * carry tickets). docs/operations.md describes every metric.
  */
-export class GatewayMetrics implements ConnectionMetrics {
+export class GatewayMetrics implements ConnectionMetrics, TicketMetrics {
   readonly registry = new Registry()
 
   // Tickets (SPEC §3, §4)
@@ -206,6 +204,19 @@ export class GatewayMetrics implements ConnectionMetrics {
     for (const outcome of CONNECT_OUTCOMES) this.#connectOutcomes[outcome].inc(0)
     for (const reason of SERVER_CLOSE_REASONS) this.#closeReasons[reason].inc(0)
     for (const outcome of ['ok', 'error']) this.publishDuration.zero({ outcome })
+  }
+
+  ticketIssued (): void {
+    this.ticketsIssued.inc()
+  }
+
+  ticketConsumed (): void {
+    this.ticketsConsumed.inc()
+  }
+
+  /** The label is the service's own reason: the codes clients see do not tell expired from unknown. */
+  ticketRejected (reason: TicketRejectReason): void {
+    this.ticketsRejected.inc({ reason })
   }
 
   connect (outcome: ConnectOutcome): void {

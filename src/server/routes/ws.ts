@@ -131,16 +131,15 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     }
     const handshake = request.handshake
     if (handshake === null || !handshake.ok) {
-      const reason = handshake?.reason ?? 'missing'
-      if (reason === 'engine_unavailable') {
+      const { code, reason } = handshake ?? { code: 'WS_TICKET_MISSING', reason: 'missing' } as const
+      if (code === 'WS_TICKET_REDIS_NOT_READY') {
         app.metrics.connect('1013')
-        socket.close(closeCodeOf('WS_TICKET_REDIS_NOT_READY'), 'WS_TICKET_REDIS_NOT_READY')
+        socket.close(closeCodeOf(code), code)
         return
       }
-      // SPEC §3: a ticket of a banned user or session is refused with 4403, so the client stops.
-      const code = reason === 'revoked' ? 'SESSION_REVOKED' : reason === 'missing' ? 'WS_TICKET_MISSING' : 'WS_TICKET_INVALID'
       request.log.info({ event: 'ticket.rejected', reason }, 'websocket ticket rejected')
-      app.metrics.connect(reason === 'revoked' ? '4403' : '4401')
+      // SPEC §3: a ticket of a banned user or session is refused with 4403, so the client stops.
+      app.metrics.connect(code === 'SESSION_REVOKED' ? '4403' : '4401')
       app.metrics.messagesOut.error += 1
       socket.send(JSON.stringify({ type: 'error', code }))
       socket.close(closeCodeOf(code), code)

@@ -1,6 +1,6 @@
 import { createHash, randomFillSync } from 'node:crypto'
 import { EngineUnavailableError, type Engine, type TicketRecord } from '../engine/engine.js'
-import type { GatewayMetrics, TicketRejectReason } from '../metrics/gateway-metrics.js'
+import type { Code } from '../../protocol/codes.js'
 import type { TicketResponse } from '../../protocol/http.js'
 import { GatewayError } from '../errors.js'
 import type { Revocations } from './revocations.js'
@@ -40,9 +40,42 @@ export interface Identity {
   readonly channels?: readonly string[]
 }
 
-export type ConsumeResult =
-  | { readonly ok: true, readonly record: TicketRecord }
-  | { readonly ok: false, readonly reason: TicketRejectReason }
+/**
+ * Why a ticket was refused. Finer than its code, which is what the client sees:
+ * an expired ticket and an unknown one both close 4401 WS_TICKET_INVALID, while
+ * operators (logs, rtgw_tickets_rejected_total) need them apart.
+ * `revoked`: the ticket's user or session is banned (SPEC §3 /v1/disconnect with revokeSeconds).
+ */
+export type TicketRejectReason = 'missing' | 'invalid' | 'expired' | 'engine_unavailable' | 'revoked'
+
+/** The code each refusal is answered with (SPEC §4: 4401, 4403 or 1013). */
+const REJECT_CODES = {
+  missing: 'WS_TICKET_MISSING',
+  invalid: 'WS_TICKET_INVALID',
+  expired: 'WS_TICKET_INVALID',
+  engine_unavailable: 'WS_TICKET_REDIS_NOT_READY',
+  revoked: 'SESSION_REVOKED'
+} as const satisfies Record<TicketRejectReason, Code>
+
+/** A refusal: `code` is what the client is told, `reason` what operators are told. */
+export interface TicketRejection {
+  readonly ok: false
+  readonly code: (typeof REJECT_CODES)[TicketRejectReason]
+  readonly reason: TicketRejectReason
+}
+
+export type ConsumeResult = { readonly ok: true, readonly record: TicketRecord } | TicketRejection
+
+/** What the ticket service counts (the app's GatewayMetrics). */
+export interface TicketMetrics {
+  ticketIssued (): void
+  ticketConsumed (): void
+  ticketRejected (reason: TicketRejectReason): void
+}
+
+function rejected (reason: TicketRejectReason): TicketRejection {
+  return { ok: false, code: REJECT_CODES[reason], reason }
+}
 
 /** Tickets are stored only as this hash (SPEC §3): a Redis dump reveals no usable ticket. */
 export function hashTicket (ticket: string): string {
@@ -53,12 +86,12 @@ export function hashTicket (ticket: string): string {
 export class TicketService {
   readonly #engine: Engine
   readonly #ttlSeconds: number
-  readonly #metrics: GatewayMetrics
+  readonly #metrics: TicketMetrics
   readonly #revocations: Revocations
   readonly #now: () => number
   readonly #random = new RandomPool()
 
-  constructor (options: { engine: Engine, ttlSeconds: number, metrics: GatewayMetrics, revocations: Revocations, now?: () => number }) {
+  constructor (options: { engine: Engine, ttlSeconds: number, metrics: TicketMetrics, revocations: Revocations, now?: () => number }) {
     this.#engine = options.engine
     this.#ttlSeconds = options.ttlSeconds
     this.#metrics = options.metrics
@@ -90,22 +123,22 @@ export class TicketService {
       this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
     )
     await Promise.all([admission, stored])
-    this.#metrics.ticketsIssued.inc()
+    this.#metrics.ticketIssued()
     return { ticket, expiresAt: new Date(expiresAt).toISOString(), ttlSeconds: this.#ttlSeconds }
   }
 
   /** Consumes a presented ticket once; never throws. */
   async consume (ticket: string | undefined): Promise<ConsumeResult> {
     const result = await this.#consume(ticket)
-    if (result.ok) this.#metrics.ticketsConsumed.inc()
-    else this.#metrics.ticketsRejected.inc({ reason: result.reason })
+    if (result.ok) this.#metrics.ticketConsumed()
+    else this.#metrics.ticketRejected(result.reason)
     return result
   }
 
   async #consume (ticket: string | undefined): Promise<ConsumeResult> {
-    if (ticket === undefined || ticket === '') return { ok: false, reason: 'missing' }
+    if (ticket === undefined || ticket === '') return rejected('missing')
     // A malformed ticket cannot exist in the store: no round trip for it.
-    if (!TICKET_PATTERN.test(ticket)) return { ok: false, reason: 'invalid' }
+    if (!TICKET_PATTERN.test(ticket)) return rejected('invalid')
     let record: TicketRecord | null
     try {
       // Only until the bans are loaded; a ticket is never consumed without knowing them.
@@ -113,16 +146,16 @@ export class TicketService {
       if (loading !== undefined) await loading
       record = await this.#engine.consumeTicket(hashTicket(ticket))
     } catch (err) {
-      if (err instanceof EngineUnavailableError) return { ok: false, reason: 'engine_unavailable' }
+      if (err instanceof EngineUnavailableError) return rejected('engine_unavailable')
       throw err
     }
-    if (record === null) return { ok: false, reason: 'invalid' }
+    if (record === null) return rejected('invalid')
     // SPEC §3: a ticket of a banned user or session is refused whenever it was issued.
     // Issuing is refused during a ban, so any such ticket predates it or raced its
     // broadcast; comparing issue time and ban time would let the race win, and would
     // depend on the two instances' clocks agreeing.
-    if (this.#revocations.isRevoked(record.sub, record.sessionId)) return { ok: false, reason: 'revoked' }
-    if (record.expiresAt <= this.#now()) return { ok: false, reason: 'expired' }
+    if (this.#revocations.isRevoked(record.sub, record.sessionId)) return rejected('revoked')
+    if (record.expiresAt <= this.#now()) return rejected('expired')
     return { ok: true, record }
   }
 }
