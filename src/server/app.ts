@@ -23,6 +23,7 @@ import openapiPlugin from './plugins/openapi.js'
 import admissionPlugin from './plugins/admission.js'
 import corsPlugin from './plugins/cors.js'
 import probePortPlugin from './plugins/probe-port.js'
+import ticketLimitsPlugin from './plugins/ticket-limits.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
 import v1Routes from './routes/v1/index.js'
@@ -200,7 +201,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     host: config.host,
     inputs: () => ({ engineReady: engine.isReady(), draining: hub.draining })
   })
-  await app.register(ticketRoute, { rateLimit: config.ticketRateLimit, keyPrefix: config.redisKeyPrefix })
+  await app.register(ticketLimitsPlugin, { ...config.ticketRateLimit, engine })
+  await app.register(ticketRoute)
   await app.register(v1Routes)
   await app.register(wsRoute, {
     path: config.wsPath,

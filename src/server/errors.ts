@@ -21,6 +21,9 @@ export class GatewayError extends Error {
   }
 }
 
+/** Seconds a client waits for the engine to come back (SPEC §3 503s), before jitter. */
+export const ENGINE_RETRY_AFTER_SECONDS = 1
+
 /** Seconds an overloaded instance asks a client to wait (SPEC §13), before jitter. */
 export const OVERLOADED_RETRY_AFTER_SECONDS = 2
 

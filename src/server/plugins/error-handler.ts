@@ -1,14 +1,37 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GatewayError, OVERLOADED_RETRY_AFTER_SECONDS, errorBody, jitteredRetryAfter } from '../errors.js'
+import { ENGINE_RETRY_AFTER_SECONDS, GatewayError, OVERLOADED_RETRY_AFTER_SECONDS, errorBody, jitteredRetryAfter } from '../errors.js'
 import type { Code } from '../../protocol/codes.js'
-import { EngineOverloadedError } from '../engine/engine.js'
+import { EngineOverloadedError, EngineUnavailableError } from '../engine/engine.js'
 
 declare module 'fastify' {
   interface FastifyReply {
     /** The machine code of an error answer, for its request log line (logging.ts). */
     errorCode: Code | null
   }
+  interface FastifyContextConfig {
+    /**
+     * The 503 this route answers while the engine cannot serve; REDIS_NOT_READY when
+     * unset. SPEC §3 gives POST /ws-ticket a text of its own (WS_TICKET_REDIS_NOT_READY).
+     */
+    engineUnavailableCode?: Code
+  }
+}
+
+type Thrown = FastifyError | GatewayError | EngineOverloadedError | EngineUnavailableError
+
+/** The engine's failures as the gateway reports them; other errors as they are. */
+function reported (thrown: Thrown, request: FastifyRequest): FastifyError | GatewayError {
+  // Our own stall, not Redis (SPEC §13).
+  if (thrown instanceof EngineOverloadedError) {
+    return new GatewayError('OVERLOADED', { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS, cause: thrown })
+  }
+  // Routes let it through: a 503 at once, never a 500 or a hang (SPEC §3).
+  if (thrown instanceof EngineUnavailableError) {
+    const code = request.routeOptions.config.engineUnavailableCode ?? 'REDIS_NOT_READY'
+    return new GatewayError(code, { retryAfterSeconds: ENGINE_RETRY_AFTER_SECONDS, cause: thrown })
+  }
+  return thrown
 }
 
 function send (reply: FastifyReply, code: Code, status: number, message?: string): FastifyReply {
@@ -40,17 +63,14 @@ export function validationMessage (context: string, issues: readonly ValidationI
 }
 
 /**
- * Every error leaves as a SPEC §3 body carrying the request id as traceId. The
- * default 404 is replaced because it logs and echoes the URL, query string (and
- * so any ticket) included.
+ * Every error leaves as a SPEC §3 body carrying the request id as traceId; the
+ * engine's failures are mapped here once, not in each route. The default 404 is
+ * replaced because it logs and echoes the URL, query string (and so any ticket) included.
  */
 async function errorHandlerPlugin (app: FastifyInstance): Promise<void> {
   app.decorateReply('errorCode', null)
-  app.setErrorHandler((thrown: FastifyError | GatewayError | EngineOverloadedError, request, reply) => {
-    // Our own stall, not Redis (SPEC §13): routes pass it through untouched.
-    const error = thrown instanceof EngineOverloadedError
-      ? new GatewayError('OVERLOADED', { retryAfterSeconds: OVERLOADED_RETRY_AFTER_SECONDS, cause: thrown })
-      : thrown
+  app.setErrorHandler((thrown: Thrown, request, reply) => {
+    const error = reported(thrown, request)
     if (error instanceof GatewayError) {
       if (error.retryAfterSeconds !== undefined) reply.header('retry-after', String(jitteredRetryAfter(error.retryAfterSeconds)))
       if (error.statusCode >= 500) request.log.warn({ event: 'http.unavailable', code: error.code }, error.message)

@@ -1,50 +1,31 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BearerHeaders, OtherErrors, TicketResponse, errorResponses } from '../../protocol/http.js'
-import { EngineUnavailableError } from '../engine/engine.js'
-import { RedisEngine } from '../engine/redis-engine.js'
 import { GatewayError } from '../errors.js'
-import { createLimiter } from '../plugins/rate-limit.js'
 import { authenticateUser, userTokenOf } from './authenticate.js'
-
-export interface TicketRouteOptions {
-  readonly rateLimit: { readonly perUser: number, readonly authFailuresPerIp: number, readonly windowMs: number }
-  readonly keyPrefix: string
-}
 
 /**
  * POST /ws-ticket (SPEC §3): a bearer JWT buys one single-use WebSocket ticket.
- *
- * Limits (SPEC §13): behind an ingress or a corporate NAT thousands of users share
- * one IP, so the IP only ever counts failed authentications, and only those are
- * refused for it. A valid token is always verified and served, within its user's
- * own limit.
+ * Its limits (SPEC §13) are `app.ticketLimits` (plugins/ticket-limits.ts): failed
+ * authentications per IP, tickets per user.
  */
-export default async function ticketRoute (app: FastifyInstance, options: TicketRouteOptions): Promise<void> {
-  const { perUser, authFailuresPerIp, windowMs } = options.rateLimit
+export default async function ticketRoute (app: FastifyInstance): Promise<void> {
+  const limits = app.ticketLimits
   app.decorateRequest('token', null)
-
-  // In process: it guards this instance against guessing, and costs no Redis round trip.
-  const countAuthFailure = await createLimiter(app, { max: authFailuresPerIp, windowMs, key: (request) => `ip:${request.ip}` })
-  // Shared through Redis so the limit holds across instances.
-  const limitByUser = await createLimiter(app, {
-    max: perUser,
-    windowMs,
-    key: (request) => `user:${userTokenOf(request).sub}`,
-    ...(app.engine instanceof RedisEngine ? { redis: { client: app.engine.client, nameSpace: `${options.keyPrefix}ratelimit:` } } : {})
-  })
 
   /** A refused token counts against its IP; past the limit the refusal becomes a 429. */
   async function authenticate (request: FastifyRequest): Promise<void> {
     try {
       await authenticateUser(request)
     } catch (err) {
-      if (err instanceof GatewayError && err.statusCode === 401) await countAuthFailure(request)
+      if (err instanceof GatewayError && err.statusCode === 401) await limits.authFailure(request)
       throw err
     }
   }
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/ws-ticket', {
+    // SPEC §3: this route's 503 has a text of its own (plugins/error-handler.ts).
+    config: { engineUnavailableCode: 'WS_TICKET_REDIS_NOT_READY' },
     schema: {
       tags: ['client'],
       summary: 'Exchange a user JWT for a one-time WebSocket ticket',
@@ -62,13 +43,8 @@ export default async function ticketRoute (app: FastifyInstance, options: Ticket
     const token = userTokenOf(request)
     // A ticket is a credential: no cache, proxy or browser may keep it.
     reply.header('cache-control', 'no-store')
-    try {
-      // The user's limit is checked while the ticket is stored: one Redis round trip
-      // for both. A refused request's ticket is never handed out and simply expires.
-      return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels }, limitByUser(request))
-    } catch (err) {
-      if (err instanceof EngineUnavailableError) throw new GatewayError('WS_TICKET_REDIS_NOT_READY', { retryAfterSeconds: 1 })
-      throw err
-    }
+    // The user's limit is counted while the ticket is stored: one round trip's wait
+    // for both. A refused request's ticket is never handed out and simply expires.
+    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels }, limits.user(token.sub))
   })
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { GatewayError } from '../../errors.js'
+import { ENGINE_RETRY_AFTER_SECONDS, GatewayError } from '../../errors.js'
 import publishRoute from './publish.js'
 import disconnectRoute from './disconnect.js'
 import pollRoute from './poll.js'
@@ -11,7 +11,7 @@ import pollRoute from './poll.js'
 export default async function v1Routes (app: FastifyInstance): Promise<void> {
   app.decorateRequest('token', null)
   app.addHook('onRequest', async () => {
-    if (!app.engine.isReady()) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
+    if (!app.engine.isReady()) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: ENGINE_RETRY_AFTER_SECONDS })
   })
   await app.register(publishRoute)
   await app.register(disconnectRoute)
