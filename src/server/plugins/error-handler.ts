@@ -52,7 +52,7 @@ interface ValidationIssue {
  * ajv's own text for an unknown field does not name it, and a failed union lists each
  * alternative's error plus a summary that adds nothing.
  */
-export function validationMessage (context: string, issues: readonly ValidationIssue[]): string {
+function validationMessage (context: string, issues: readonly ValidationIssue[]): string {
   const unknown = issues.find((issue) => issue.keyword === 'additionalProperties')
   if (unknown !== undefined) return `${context}${unknown.instancePath} has unknown property '${String(unknown.params.additionalProperty)}'`
   const details = issues.filter((issue) => issue.keyword !== 'anyOf' && issue.keyword !== 'oneOf')

@@ -20,11 +20,15 @@ export async function authenticateUser (request: FastifyRequest): Promise<void> 
   request.token = token
 }
 
+function hasSession (token: VerifiedToken | null): token is UserToken {
+  return token?.sessionId !== undefined
+}
+
 /** The user token of a request that passed `authenticateUser`. */
 export function userTokenOf (request: FastifyRequest): UserToken {
   const token = request.token
-  if (token?.sessionId === undefined) throw new GatewayError('MISSING_SESSION')
-  return token as UserToken
+  if (!hasSession(token)) throw new GatewayError('MISSING_SESSION')
+  return token
 }
 
 /** preHandler factory: a service token carrying `scope` (SPEC §3 backend routes). */
