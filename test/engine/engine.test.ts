@@ -64,7 +64,7 @@ await t.test('redis: tickets are stored only as their SHA-256 hash, under the pr
   t.equal(consumed.ok, true)
   t.match(consumed, { ok: true, record: { sub: 'alice', sessionId: 's1' } })
   t.equal(await admin.exists(key), 0, 'consuming deletes the key')
-  t.same(await tickets.consume(issued.ticket), { ok: false, reason: 'invalid' })
+  t.same(await tickets.consume(issued.ticket), { ok: false, code: 'WS_TICKET_INVALID', reason: 'invalid' })
 })
 
 await t.test('redis: an unreachable server means not ready, and commands fail fast with EngineUnavailableError', async (t) => {
