@@ -4,10 +4,6 @@ import type { GatewayClientError } from './errors.js'
 export class Waiters<T> {
   #waiting: Array<{ readonly resolve: (value: T) => void, readonly reject: (error: GatewayClientError) => void }> = []
 
-  get size (): number {
-    return this.#waiting.length
-  }
-
   async wait (): Promise<T> {
     return await new Promise<T>((resolve, reject) => { this.#waiting.push({ resolve, reject }) })
   }
