@@ -31,3 +31,9 @@ export class AuthenticationError extends GatewayClientError {
 export class ConnectionError extends GatewayClientError {
   override name = 'ConnectionError'
 }
+
+/** Anything thrown on the way to a socket, as the SDK's typed error. */
+export function asClientError (err: unknown): GatewayClientError {
+  if (err instanceof GatewayClientError) return err
+  return new ConnectionError('NETWORK_ERROR', err instanceof Error ? err.message : String(err), { cause: err })
+}

@@ -11,7 +11,7 @@ export {
   type SubscribedInfo,
   type SessionInfo,
   type ConnectionStatus
-} from './connection.js'
+} from './realtime-client.js'
 export { TicketManager, type Ticket, type TicketManagerOptions, type TokenProvider } from './ticket-manager.js'
 export { GatewayClientError, TicketError, AuthenticationError, ConnectionError } from './errors.js'
 export { Backoff, type BackoffOptions } from './backoff.js'

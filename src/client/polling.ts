@@ -1,5 +1,6 @@
 import { Backoff, type BackoffOptions } from './backoff.js'
-import { AuthenticationError, ConnectionError, GatewayClientError } from './errors.js'
+import { AuthenticationError, GatewayClientError } from './errors.js'
+import { gatewayErrorOf, gatewayRequest, retryAfterMs } from './http.js'
 import type { ClientLogger } from './logger.js'
 import type { TokenProvider } from './ticket-manager.js'
 
@@ -78,7 +79,7 @@ export class Poller {
     const active = (): boolean => this.#loops.get(channel) === loop && !loop.abort.signal.aborted
     let forceRefresh = false
     while (active()) {
-      let retryAfterMs: number | undefined
+      let retryAfter: number | undefined
       try {
         const response = await this.#request(channel, forceRefresh, loop.abort.signal)
         if (!active()) return
@@ -90,9 +91,8 @@ export class Poller {
           this.#options.onAnswer(channel, answer)
           continue
         }
-        const body = await response.json().catch(() => ({})) as { code?: string, message?: string }
-        const code = body.code ?? `HTTP_${response.status}`
-        const error = new GatewayClientError(code, body.message ?? `poll failed with ${response.status}`, { status: response.status })
+        const { code, message } = await gatewayErrorOf(response, 'poll')
+        const error = new GatewayClientError(code, message, { status: response.status })
         if (response.status === 401) {
           if (forceRefresh || code === 'MISSING_SESSION') {
             this.stop()
@@ -107,14 +107,13 @@ export class Poller {
           this.#options.onChannelError(channel, error)
           return
         }
-        const retryAfter = Number(response.headers.get('retry-after'))
-        if (Number.isFinite(retryAfter) && retryAfter > 0) retryAfterMs = Math.min(retryAfter, 60) * 1000
+        retryAfter = retryAfterMs(response)
         this.#options.logger?.debug?.('poll refused; retrying', { channel, status: response.status, code })
       } catch (err) {
         if (!active()) return
         this.#options.logger?.debug?.('poll failed; retrying', { channel, error: String(err) })
       }
-      await sleep(Math.max(backoff.next(), retryAfterMs ?? 0), loop.abort.signal)
+      await sleep(Math.max(backoff.next(), retryAfter ?? 0), loop.abort.signal)
     }
   }
 
@@ -123,22 +122,14 @@ export class Poller {
     const query = new URLSearchParams({ channel, timeoutMs: String(this.#options.timeoutMs) })
     const since = this.#options.positionOf(channel)
     if (since !== undefined) query.set('since', since)
-    // The server answers within timeoutMs; past that plus a margin the connection is dead.
-    const request = new AbortController()
-    const cancel = (): void => { request.abort() }
-    const timer = setTimeout(cancel, this.#options.timeoutMs + POLL_MARGIN_MS)
-    signal.addEventListener('abort', cancel)
-    try {
-      return await this.#options.fetch(`${this.#options.baseUrl}/v1/poll?${query.toString()}`, {
-        headers: { authorization: `Bearer ${token}` },
-        signal: request.signal
-      })
-    } catch (err) {
-      throw new ConnectionError('NETWORK_ERROR', 'the gateway could not be reached', { cause: err })
-    } finally {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', cancel)
-    }
+    return await gatewayRequest({
+      fetch: this.#options.fetch,
+      url: `${this.#options.baseUrl}/v1/poll?${query.toString()}`,
+      init: { headers: { authorization: `Bearer ${token}` } },
+      // The server answers within timeoutMs; past that plus a margin the connection is dead.
+      timeoutMs: this.#options.timeoutMs + POLL_MARGIN_MS,
+      signal
+    })
   }
 }
 

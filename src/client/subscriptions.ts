@@ -1,7 +1,9 @@
+import { formatOffset, parseOffset, type ChannelPosition } from '../protocol/offsets.js'
+
 /**
  * The client's channel state (SPEC §6 resume): the last offset seen per channel, the
  * `subscribe` frames to send again after a reconnect, and duplicate suppression.
- * Offsets are `<epoch>:<seq>` (docs/protocol.md); the SDK compares `seq` within an
+ * Offsets are `<epoch>:<seq>` (protocol/offsets.ts); the SDK compares `seq` within an
  * epoch and treats anything else as opaque.
  */
 export interface SubscriptionEvents {
@@ -11,13 +13,9 @@ export interface SubscriptionEvents {
   onRecoveryFailed: (channel: string) => void
 }
 
-interface ChannelPosition { epoch: string, seq: number }
-
+/** An offset this gateway did not issue leaves the channel without a position (resubscribed from now). */
 function parse (offset: string): ChannelPosition | undefined {
-  const separator = offset.lastIndexOf(':')
-  if (separator <= 0) return undefined
-  const seq = Number(offset.slice(separator + 1))
-  return Number.isSafeInteger(seq) ? { epoch: offset.slice(0, separator), seq } : undefined
+  return parseOffset(offset) ?? undefined
 }
 
 export class Subscriptions {
@@ -47,7 +45,7 @@ export class Subscriptions {
   /** The last offset seen on `channel`, once the server has given one. */
   offsetOf (channel: string): string | undefined {
     const position = this.#positions.get(channel)
-    return position === undefined ? undefined : `${position.epoch}:${position.seq}`
+    return position === undefined ? undefined : formatOffset(position)
   }
 
   /** The `subscribe` frame for `channel`: with `since` once an offset is known. */

@@ -1,4 +1,5 @@
-import { AuthenticationError, ConnectionError, TicketError } from './errors.js'
+import { AuthenticationError, TicketError } from './errors.js'
+import { gatewayErrorOf, gatewayRequest, retryAfterMs } from './http.js'
 
 export interface Ticket {
   readonly ticket: string
@@ -31,13 +32,8 @@ export interface TicketManagerOptions {
   readonly now?: () => number
 }
 
-interface ErrorBody { code?: string, message?: string }
-
-/** The answer's Retry-After (seconds, already jittered by the gateway), capped at a minute. */
-function retryAfterMs (response: Response): number {
-  const seconds = Number(response.headers.get('retry-after') ?? '1')
-  return Math.min(Number.isFinite(seconds) && seconds > 0 ? seconds : 1, 60) * 1000
-}
+/** Without a usable Retry-After, a refused ticket request waits this long. */
+const DEFAULT_RETRY_AFTER_MS = 1000
 
 /**
  * Long enough for a busy instance to answer (a request given up is still served, and
@@ -117,9 +113,7 @@ export class TicketManager {
         this.#current = ticket
         return ticket
       }
-      const error = await response.json().catch(() => ({})) as ErrorBody
-      const code = error.code ?? `HTTP_${response.status}`
-      const message = error.message ?? `ticket request failed with ${response.status}`
+      const { code, message } = await gatewayErrorOf(response, 'ticket request')
 
       if (response.status === 503 && code === 'WS_TICKET_REDIS_NOT_READY') {
         const delay = notReadyDelays[notReadyRetries]
@@ -136,13 +130,13 @@ export class TicketManager {
       }
       if (response.status === 429 && rateLimitRetries < maxRateLimitRetries) {
         rateLimitRetries += 1
-        await this.#sleep(retryAfterMs(response))
+        await this.#sleep(retryAfterMs(response) ?? DEFAULT_RETRY_AFTER_MS)
         continue
       }
       // The instance is busy or cannot reach its key set: Redis is fine, so polling would not help.
       if (response.status === 503 && (code === 'OVERLOADED' || code === 'AUTH_UNAVAILABLE') && unavailableRetries < maxUnavailableRetries) {
         unavailableRetries += 1
-        await this.#sleep(retryAfterMs(response))
+        await this.#sleep(retryAfterMs(response) ?? DEFAULT_RETRY_AFTER_MS)
         continue
       }
       throw new TicketError(code, message, { status: response.status })
@@ -151,15 +145,12 @@ export class TicketManager {
 
   async #post (token: string): Promise<Response> {
     this.#requests += 1
-    // A request lost on a dead connection would otherwise hang every caller sharing it.
-    const abort = new AbortController()
-    const timer = setTimeout(() => { abort.abort() }, this.#options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
-    try {
-      return await this.#fetch(`${this.#options.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: abort.signal })
-    } catch (err) {
-      throw new ConnectionError('NETWORK_ERROR', 'the gateway could not be reached', { cause: err })
-    } finally {
-      clearTimeout(timer)
-    }
+    // Bounded: a request lost on a dead connection would otherwise hang every caller sharing it.
+    return await gatewayRequest({
+      fetch: this.#fetch,
+      url: `${this.#options.baseUrl}/ws-ticket`,
+      init: { method: 'POST', headers: { authorization: `Bearer ${token}` } },
+      timeoutMs: this.#options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    })
   }
 }

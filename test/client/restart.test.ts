@@ -8,7 +8,7 @@ import { ensureBuilt, projectRoot } from '../helpers/build.js'
 import { TEST_SECRET, userToken } from '../helpers/tokens.js'
 import { publish } from '../helpers/relay.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-import { RealtimeClient, type ChannelMessage } from '../../src/client/connection.js'
+import { RealtimeClient, type ChannelMessage } from '../../src/client/realtime-client.js'
 import type { GatewayClientError } from '../../src/client/errors.js'
 
 // A rolling restart as Kubernetes does it: the load balancer stops sending new

@@ -1,0 +1,349 @@
+import type { ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+import type { ConnectionStatus } from './connection-status.js'
+import { asClientError, ConnectionError, GatewayClientError } from './errors.js'
+import { Emitter } from './events.js'
+import type { ClientLogger } from './logger.js'
+import { Pause } from './pause.js'
+import { Poller, type PollAnswer } from './polling.js'
+import { ReconnectPolicy, type AttemptOutcome } from './reconnect-policy.js'
+import { SendQueue } from './send-queue.js'
+import { SocketSession } from './socket-session.js'
+import { SubscribeRequests, type SubscribedInfo } from './subscribe-requests.js'
+import { Subscriptions } from './subscriptions.js'
+import type { RealtimeClientOptions } from './realtime-client-options.js'
+import { TicketManager } from './ticket-manager.js'
+import { defaultPageEnvironment, watchPage } from './visibility.js'
+import { Waiters } from './waiters.js'
+import type { WebSocketConstructor } from './websocket.js'
+import type { ErrorFrame, ServerFrame, SessionEstablishedFrame } from '../protocol/frames.js'
+
+export type { ChannelMessage, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+export type { ConnectionStatus } from './connection-status.js'
+export type { RealtimeClientOptions } from './realtime-client-options.js'
+export type { SubscribedInfo } from './subscribe-requests.js'
+
+/**
+ * A self-healing connection to the gateway (SPEC §6): fresh ticket per connect,
+ * reconnect with full-jitter backoff, close codes read as auth vs network failures,
+ * resume by offset, acknowledged sends retried with the same id, and a polling
+ * fallback while the WebSocket cannot be had. This facade only wires the parts
+ * (SocketSession, ReconnectPolicy, SendQueue, SubscribeRequests, Subscriptions, Poller).
+ */
+export class RealtimeClient {
+  readonly #options: RealtimeClientOptions
+  readonly #WebSocket: WebSocketConstructor
+  readonly #tickets: TicketManager
+  readonly #events: Emitter<ClientEvents>
+  readonly #subscriptions: Subscriptions
+  readonly #requests: SubscribeRequests
+  readonly #sends: SendQueue
+  readonly #policy: ReconnectPolicy
+  readonly #poller: Poller
+  readonly #ready = new Waiters<undefined>()
+  #status: ClientStatus = 'closed'
+  #wanted = false
+  #socket: SocketSession | undefined
+  #session: SessionInfo | undefined
+  #lastError: GatewayClientError | undefined
+  readonly #pause = new Pause()
+  #detachPage: (() => void) | undefined
+
+  constructor (options: RealtimeClientOptions) {
+    this.#options = options
+    const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+    if (WebSocketImpl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket (e.g. the ws package in Node)')
+    this.#WebSocket = WebSocketImpl
+    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis)
+    this.#tickets = options.tickets ?? new TicketManager({ ...options.ticketOptions, baseUrl: options.url, getToken: options.getToken, fetch: fetchImpl })
+    this.#events = new Emitter<ClientEvents>((err, event) => {
+      this.#log('error', 'an event listener threw; the connection carries on', { event: String(event), error: String(err) })
+    })
+    this.#subscriptions = new Subscriptions({
+      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data }) },
+      onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) }
+    })
+    // One counter for send and subscribe ids, so no two requests of a client share one.
+    let requests = 0
+    const nextRequestNumber = (): number => ++requests
+    const write = (text: string): void => { this.#socket?.write(text) }
+    this.#requests = new SubscribeRequests({ nextRequestNumber, write, frameOf: (channel) => this.#subscriptions.subscribeFrame(channel) })
+    this.#sends = new SendQueue({ nextRequestNumber, write, maxPending: options.maxPendingSends, maxPayloadBytes: options.maxPayloadBytes })
+    this.#policy = new ReconnectPolicy({ maxAttempts: options.maxReconnectAttempts, backoff: options.backoff, probeBackoff: options.probeBackoff })
+    this.#poller = new Poller({
+      baseUrl: options.url,
+      fetch: fetchImpl,
+      getToken: options.getToken,
+      timeoutMs: Math.min(options.pollTimeoutMs ?? 25_000, 30_000),
+      backoff: options.backoff,
+      logger: options.logger,
+      positionOf: (channel) => this.#subscriptions.offsetOf(channel),
+      onAnswer: (channel, answer) => { this.#onPollAnswer(channel, answer) },
+      onChannelError: (channel, error) => { this.#refuseSubscription(channel, error) },
+      onAuthenticationError: (error) => { this.#stop(error) }
+    })
+  }
+
+  get status (): ClientStatus {
+    return this.#status
+  }
+
+  /** The ticket manager in use (its debug info tells how many ticket requests were made). */
+  get tickets (): TicketManager {
+    return this.#tickets
+  }
+
+  on<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents[Name]) => void): () => void {
+    return this.#events.on(event, listener)
+  }
+
+  off<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents[Name]) => void): void {
+    this.#events.off(event, listener)
+  }
+
+  /**
+   * Starts the client and resolves on `session_established`. Rejects with the typed
+   * error of the attempt when it fails; unless that error is terminal
+   * (AuthenticationError, a revoked session, max attempts), the client keeps healing
+   * in the background: watch `status` or call `ready()` again.
+   */
+  async connect (): Promise<void> {
+    if (!this.#wanted) {
+      this.#wanted = true
+      this.#lastError = undefined
+      this.#setStatus(this.#session !== undefined ? 'reconnecting' : 'connecting')
+      if (this.#options.page !== null) {
+        this.#detachPage = watchPage(this.#options.page ?? defaultPageEnvironment(), (reason) => { this.#onPageBack(reason) })
+      }
+      void this.#run()
+    }
+    await this.ready()
+  }
+
+  /** Resolves when the connection is open; rejects with the error of the attempt in progress if it fails. */
+  async ready (): Promise<void> {
+    if (this.#status === 'open') return
+    if (!this.#wanted) throw this.#lastError ?? new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect()')
+    await this.#ready.wait()
+  }
+
+  /** Stops for good (until `connect()`): closes the socket with 1000 and fails what is pending. */
+  close (): void {
+    this.#stop(new ConnectionError('CLIENT_CLOSED', 'the client was closed'))
+  }
+
+  /**
+   * Subscribes to `channel` (now, or on the next connect) and keeps it across
+   * reconnects, resuming from the last offset seen. Resolves on `subscribed`;
+   * rejects when the gateway refuses the channel (e.g. FORBIDDEN_CHANNEL).
+   */
+  async subscribe (channel: string): Promise<SubscribedInfo> {
+    const known = this.#subscriptions.offsetOf(channel)
+    if (known !== undefined && (this.#status === 'open' || this.#status === 'polling')) {
+      return { channel, offset: known, recovered: true }
+    }
+    const confirmed = this.#requests.wait(channel)
+    if (!this.#subscriptions.has(channel)) {
+      this.#subscriptions.add(channel)
+      if (this.#status === 'open') this.#requests.send(channel)
+      else if (this.#poller.running) this.#poller.add(channel)
+    }
+    return await confirmed
+  }
+
+  unsubscribe (channel: string): void {
+    if (!this.#subscriptions.has(channel)) return
+    this.#subscriptions.remove(channel)
+    this.#poller.remove(channel)
+    this.#requests.forget(channel, new GatewayClientError('UNSUBSCRIBED', `unsubscribed from ${channel} before it was confirmed`))
+    if (this.#status === 'open') this.#socket?.write(JSON.stringify({ type: 'unsubscribe', channel }))
+  }
+
+  /**
+   * Sends `data` to the backends (SPEC §5 `send`); resolves on the server's `ack`.
+   * Unacknowledged sends are sent again with the same id after a reconnect, and the
+   * server drops the duplicates. Refused at once when the queue is full.
+   */
+  async send (data: unknown): Promise<void> {
+    if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
+    await this.#sends.send(data, this.#status === 'open')
+  }
+
+  getConnectionStatus (): ConnectionStatus {
+    return {
+      status: this.#status,
+      connected: this.#status === 'open',
+      mode: this.#poller.running ? 'polling' : 'websocket',
+      reconnectAttempts: this.#policy.attempts,
+      lastError: this.#lastError,
+      connectionId: this.#status === 'open' ? this.#session?.connectionId : undefined,
+      pendingSends: this.#sends.size
+    }
+  }
+
+  async #run (): Promise<void> {
+    while (this.#wanted) {
+      const outcome = await this.#attempt()
+      if (!this.#wanted || outcome.kind === 'stopped') return
+      const decision = this.#policy.decide(outcome, this.#poller.running)
+      if (decision.kind === 'fresh-ticket') continue
+      // Reported before anything else happens, so `error` listeners see the attempt's own failure first.
+      if (decision.failure !== undefined) this.#fail(decision.failure)
+      if (decision.kind === 'stop') {
+        this.#stop(decision.error)
+        return
+      }
+      if (decision.kind === 'poll') this.#enterPolling()
+      else this.#setStatus('reconnecting')
+      await this.#pause.wait(this.#policy.delayOf(decision))
+    }
+  }
+
+  /** One attempt: a ticket, a socket, and everything until that socket ends. */
+  async #attempt (): Promise<AttemptOutcome> {
+    let ticket
+    try {
+      ticket = await this.#tickets.getValidTicket()
+    } catch (err) {
+      return { kind: 'failed', error: asClientError(err) }
+    }
+    if (!this.#wanted) return { kind: 'stopped' }
+    // Single-use: whatever happens to this socket, the ticket is spent.
+    this.#tickets.markUsed(ticket)
+    const socket = new SocketSession({
+      ...this.#options,
+      WebSocket: this.#WebSocket,
+      ticket: ticket.ticket,
+      onEstablished: (frame) => { this.#onEstablished(frame) },
+      onFrame: (frame) => { this.#onFrame(frame) },
+      log: (level, message, details) => { this.#log(level, message, details) }
+    })
+    this.#socket = socket
+    const outcome = await socket.outcome
+    if (this.#socket === socket) this.#socket = undefined
+    return outcome
+  }
+
+  #onEstablished (frame: SessionEstablishedFrame): void {
+    this.#session = { connectionId: frame.connectionId, userId: frame.userId, sessionId: frame.sessionId }
+    const wasPolling = this.#poller.running
+    this.#policy.established(wasPolling)
+    if (wasPolling) this.#poller.stop()
+    this.#requests.clearInFlight()
+    this.#setStatus('open')
+    this.#events.emit('session', this.#session)
+    // Channels first, each from its last offset; then the sends still waiting for an ack.
+    for (const channel of this.#subscriptions.channels) this.#requests.send(channel)
+    this.#sends.resendAll()
+    this.#ready.resolveAll(undefined)
+  }
+
+  #onFrame (frame: ServerFrame): void {
+    switch (frame.type) {
+      case 'message':
+        this.#subscriptions.onMessage(frame.channel, frame.offset, frame.data)
+        return
+      case 'subscribed': {
+        const info = { channel: frame.channel, offset: frame.offset, recovered: frame.recovered === true }
+        this.#requests.accepted(frame.id, info.channel)
+        this.#subscriptions.onSubscribed(info.channel, info.offset, info.recovered)
+        this.#confirmSubscription(info)
+        return
+      }
+      case 'ack':
+        this.#sends.ack(String(frame.id))
+        return
+      case 'error':
+        this.#onErrorFrame(frame)
+        return
+      case 'unsubscribed':
+        // Also the answer to a subscribe that an unsubscribe overtook (docs/protocol.md).
+        this.#requests.answered(frame.id)
+        return
+      default:
+        // pong, and frame types newer than this SDK.
+    }
+  }
+
+  #onErrorFrame (frame: ErrorFrame): void {
+    const error = new GatewayClientError(frame.code, frame.message ?? frame.code)
+    const channel = this.#requests.answered(frame.id)
+    if (channel !== undefined && (error.action === 'retry' || error.action === 'backoff')) {
+      const session = this.#session
+      // Only on the same socket: a new session resubscribes every channel by itself.
+      const delayMs = this.#requests.retry(channel, () => this.#status === 'open' && this.#session === session && this.#subscriptions.has(channel))
+      this.#log('info', 'subscribe refused with a retryable code; trying again', { channel, code: error.code, delayMs })
+    } else if (channel !== undefined) {
+      this.#refuseSubscription(channel, error)
+    } else if (frame.id === undefined || !this.#sends.refuse(String(frame.id), error)) {
+      this.#log('warn', 'error frame from the gateway', { code: frame.code })
+    }
+  }
+
+  #confirmSubscription (info: SubscribedInfo): void {
+    this.#requests.confirm(info)
+    this.#events.emit('subscribed', info)
+  }
+
+  #refuseSubscription (channel: string, error: GatewayClientError): void {
+    this.#subscriptions.remove(channel)
+    this.#poller.remove(channel)
+    this.#requests.refuse(channel, error)
+    this.#events.emit('error', error)
+  }
+
+  #enterPolling (): void {
+    if (this.#poller.running) return
+    this.#log('info', 'the WebSocket is unavailable; polling until it is back')
+    this.#setStatus('polling')
+    this.#poller.start(this.#subscriptions.channels)
+  }
+
+  #onPollAnswer (channel: string, answer: PollAnswer): void {
+    const confirming = this.#subscriptions.offsetOf(channel) === undefined
+    this.#subscriptions.onPolled(channel, answer.messages, answer.offset, answer.recovered)
+    if (confirming) this.#confirmSubscription({ channel, offset: answer.offset, recovered: answer.recovered })
+  }
+
+  /** A non-terminal failure: the attempt in progress failed, the client goes on. */
+  #fail (error: GatewayClientError): void {
+    this.#lastError = error
+    this.#log('debug', 'connection attempt failed', { code: error.code, status: error.status })
+    this.#ready.rejectAll(error)
+    this.#events.emit('error', error)
+  }
+
+  /** Terminal: nothing more is attempted until `connect()`. */
+  #stop (error: GatewayClientError): void {
+    const wasRunning = this.#wanted
+    this.#wanted = false
+    this.#lastError = error
+    this.#detachPage?.()
+    this.#detachPage = undefined
+    this.#poller.stop()
+    this.#socket?.end({ kind: 'stopped' })
+    this.#pause.wake()
+    this.#ready.rejectAll(error)
+    this.#sends.rejectAll(error)
+    this.#requests.refuseAll(error)
+    this.#setStatus('closed')
+    if (wasRunning && error.code !== 'CLIENT_CLOSED') this.#events.emit('error', error)
+  }
+
+  #onPageBack (reason: 'visible' | 'online'): void {
+    this.#log('debug', 'page is back; reconnecting now', { reason, status: this.#status })
+    // Open: a ping checks at once that the socket survived (a dead one times out).
+    if (this.#status === 'open') this.#socket?.ping()
+    else this.#pause.wake()
+  }
+
+  #setStatus (status: ClientStatus): void {
+    if (this.#status === status) return
+    this.#status = status
+    this.#log('debug', 'status', { status })
+    this.#events.emit('status', status)
+  }
+
+  #log (level: keyof ClientLogger, message: string, details?: Record<string, unknown>): void {
+    this.#options.logger?.[level]?.(`[realtime-gateway] ${message}`, details)
+  }
+}
