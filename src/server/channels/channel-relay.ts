@@ -198,6 +198,7 @@ export class ChannelRelay {
     if (subscriptions !== undefined) state.subscribers.delete(subscriptions)
     if (state.subscribers.size > 0 || state.watchers.size > 0) return
     this.#channels.delete(channel)
+    // Nothing to undo if it fails: a stray live message of a channel left here is ignored (#onLive).
     this.#engine.unlisten(channel).catch(() => {})
   }
 

@@ -50,7 +50,8 @@ function unobserved (): ConnectionMetrics {
 /**
  * One client's WebSocket session: frame parsing, the per-connection rate and the
  * liveness the hub's heartbeat reads. Listeners are attached in the constructor,
- * synchronously after the upgrade, so no early frame is lost.
+ * synchronously after the upgrade, so no early frame is lost. It is the channel layer's
+ * ChannelSubscriber (identity, access, send); the relay keeps its subscriptions.
  */
 export class Connection {
   readonly identity: ConnectionIdentity
