@@ -12,6 +12,7 @@ import { Revocations } from './tickets/revocations.js'
 import { Hub } from './ws/hub.js'
 import { ChannelRelay } from './channels/channel-relay.js'
 import { ChannelPublisher } from './channels/publisher.js'
+import { LongPoll } from './channels/long-poll.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import { errorBody } from './errors.js'
 import enginePlugin from './plugins/engine.js'
@@ -37,6 +38,7 @@ declare module 'fastify' {
     hub: Hub
     relay: ChannelRelay
     publisher: ChannelPublisher
+    longPoll: LongPoll
     /**
      * Starts the graceful drain (SPEC §4): readiness fails at once, new upgrades
      * are refused, open sockets are closed with 1012 over part of the grace.
@@ -127,11 +129,13 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   // Bans (SPEC §3 revokeSeconds): one mirror per instance, read by tickets and the hub.
   const revocations = new Revocations({ engine })
-  const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }), revocations })
+  const hub = new Hub({ heartbeatIntervalMs: config.heartbeatIntervalMs, metrics, logger: app.log.child({ component: 'hub' }), revocations, control: engine })
   app.decorate('metrics', metrics)
   app.decorate('hub', hub)
   const relay = new ChannelRelay({ engine, logger: app.log.child({ component: 'relay' }), maxChannelsPerConnection: config.wsMaxChannelsPerConnection, metrics })
   app.decorate('relay', relay)
+  const longPoll = new LongPoll({ engine, relay })
+  app.decorate('longPoll', longPoll)
   app.decorate('publisher', new ChannelPublisher({
     engine,
     maxFrameBytes: config.wsMaxPayloadBytes,
@@ -142,7 +146,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
 
   let drained: Promise<void> | undefined
   app.decorate('drain', async () => {
-    relay.releaseWaiters()
+    longPoll.release()
     drained ??= hub.drain(config.shutdownGraceMs * DRAIN_SPREAD_SHARE, config.shutdownGraceMs * DRAIN_SETTLE_SHARE)
     await drained
   })

@@ -25,7 +25,7 @@ export interface RelayUnderTest {
 /** Small on purpose: trimming and expiry happen within a test. */
 export const RELAY_TEST_SETTINGS: RelaySettings = { historySize: 5, historyTtlSeconds: 2, idempotencyTtlSeconds: 2, inboundMaxLength: 1000 }
 
-/** Offsets carry the epoch as `<epoch>:<seq>` (src/server/engine/offsets.ts). */
+/** Offsets carry the epoch as `<epoch>:<seq>` (src/protocol/offsets.ts). */
 const EPOCH_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
 
 /** Every live message the engine delivers, in arrival order. */

@@ -1,11 +1,124 @@
 /**
- * The pure part of resuming a subscription (SPEC §5): which history read to issue for
- * a batch of resumes of one channel, and what one read tells each resume. No I/O and
- * no clock, so every rule here is tested on its own (test/server/relay-recovery.test.ts);
- * the ChannelRelay does the reading, the holding of live messages and the sending.
+ * Every recovery decision of SPEC §5, and nothing else: whether a history still holds
+ * what follows a `since`, what a read answers a resume (one, or a batch of one channel),
+ * how a live message relates to where a stream stands, and the merge of a replay with
+ * the live messages held meanwhile. No I/O and no clock, so each rule is tested on its
+ * own (test/channels/recovery.test.ts); the relay, the long-poll and the engines do the
+ * reading, holding and sending.
  */
-import type { HistoryRead } from '../engine/engine.js'
+import type { ChannelMessage, HistoryRead } from '../engine/engine.js'
 import type { ChannelPosition } from '../../protocol/offsets.js'
+
+/**
+ * Whether a history whose head is `head` and whose oldest retained message is
+ * `firstSeq` (head.seq + 1 when none is retained) still holds every message after
+ * `since`. The engines answer `recovered` with it; engine/lua/read-history.lua is the
+ * same rule in Lua, because Redis runs it next to the data.
+ */
+export function historyHolds (since: ChannelPosition, head: ChannelPosition, firstSeq: number): boolean {
+  if (since.epoch !== head.epoch) return false
+  if (since.seq === head.seq) return true
+  // Ahead of the head (SPEC §5): not an offset of this history, so the client restarts
+  // from the head rather than skip the next message as already seen.
+  if (since.seq > head.seq) return false
+  return since.seq + 1 >= firstSeq
+}
+
+/**
+ * What a read made with `since` itself answers it (GET /v1/poll): a since the engine
+ * could not recover (another epoch, trimmed away, ahead of the head) restarts from the
+ * head with recovered:false; otherwise every message of the read follows `since`.
+ */
+export function resumeFromRead (since: ChannelPosition | undefined, read: HistoryRead): Resumption {
+  const head: ChannelPosition = { epoch: read.epoch, seq: read.seq }
+  if (since === undefined) return { offset: head, recovered: true, from: read.messages.length }
+  if (!read.recovered) return { offset: head, recovered: false, from: read.messages.length }
+  return { offset: since, recovered: true, from: 0 }
+}
+
+/**
+ * How a message relates to the position a stream has reached: the one after it, one
+ * already delivered, one after a hole (pub/sub lost some), or one of an epoch the
+ * stream did not know (the history it came from is gone).
+ */
+export type Arrival = 'next' | 'duplicate' | 'gap' | 'new-epoch'
+
+/** `position` undefined: nothing delivered yet, so whatever comes first starts the stream. */
+export function classify (position: ChannelPosition | undefined, message: ChannelPosition): Arrival {
+  if (position === undefined) return 'next'
+  if (message.epoch !== position.epoch) return 'new-epoch'
+  if (message.seq <= position.seq) return 'duplicate'
+  return message.seq === position.seq + 1 ? 'next' : 'gap'
+}
+
+/** A stream's position, moved in place: fan-out advances one per subscriber per message, without allocating. */
+export interface StreamPosition {
+  epoch: string
+  seq: number
+}
+
+/** Classifies `message` and moves `position` to it, unless it was delivered already. */
+export function advance (position: StreamPosition, message: ChannelPosition): Arrival {
+  const arrival = classify(position, message)
+  if (arrival !== 'duplicate') {
+    position.epoch = message.epoch
+    position.seq = message.seq
+  }
+  return arrival
+}
+
+/** One message of a merged replay, as it reaches the subscriber. */
+export interface MergeStep {
+  readonly message: ChannelMessage
+  /** Its index in the replay; undefined for a live message held meanwhile. */
+  readonly replayIndex: number | undefined
+  /**
+   * `duplicate`: already delivered, not to be written; `new-epoch`: the subscriber is
+   * told (`subscribed` recovered:false at the message's predecessor) before it.
+   */
+  readonly arrival: Arrival
+}
+
+/**
+ * A replay (`replay` from index `from`) followed by the live messages `held` while it
+ * was read, as one stream without gap or duplicate at the seam: a live message the
+ * replay already holds is a duplicate, one from a new epoch restarts the stream.
+ * `held` is the relay's own buffer and may grow between steps; the merge is `done`
+ * once both are consumed, and the subscriber goes live in that same step. Each step
+ * advances `position` (the subscription's own), so live delivery continues from it.
+ */
+export class ReplayMerge {
+  readonly #position: StreamPosition
+  readonly #replay: readonly ChannelMessage[]
+  readonly #held: readonly ChannelMessage[]
+  #next: number
+  #heldNext = 0
+
+  constructor (position: StreamPosition, replay: readonly ChannelMessage[], from: number, held: readonly ChannelMessage[]) {
+    this.#position = position
+    this.#replay = replay
+    this.#next = from
+    this.#held = held
+  }
+
+  get done (): boolean {
+    return this.#next >= this.#replay.length && this.#heldNext >= this.#held.length
+  }
+
+  /** The next step, or undefined when everything (held so far) is consumed. */
+  next (): MergeStep | undefined {
+    if (this.#next < this.#replay.length) {
+      const replayIndex = this.#next
+      const message = this.#replay[replayIndex]
+      this.#next += 1
+      if (message !== undefined) return { message, replayIndex, arrival: advance(this.#position, message) }
+    }
+    const message = this.#held[this.#heldNext]
+    if (message === undefined) return undefined
+    this.#heldNext += 1
+    return { message, replayIndex: undefined, arrival: advance(this.#position, message) }
+  }
+}
 
 /** One history read as the relay issued it: the `since` it was made with, and its answer. */
 export interface BatchRead {

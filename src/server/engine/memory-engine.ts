@@ -14,6 +14,7 @@ import {
   type StoredRevocation,
   type TicketRecord
 } from './engine.js'
+import { historyHolds } from '../channels/recovery.js'
 
 export const DEFAULT_RELAY_SETTINGS: RelaySettings = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 300, inboundMaxLength: 100_000 }
 
@@ -43,7 +44,6 @@ export class MemoryEngine implements Engine {
   readonly #channels = new Map<string, ChannelHistory>()
   readonly #idempotency = new Map<string, { readonly result: PublishResult, readonly expiresAt: number }>()
   readonly #listening = new Set<string>()
-  readonly #inbound: InboundMessage[] = []
   readonly #inboundSeen = new Map<string, number>()
   /** Bans by `<kind>\u0000<id>` → end, epoch ms. */
   readonly #revocations = new Map<string, number>()
@@ -109,12 +109,7 @@ export class MemoryEngine implements Engine {
     const history = this.#history(channel)
     const position = { epoch: history.epoch, seq: history.seq }
     if (since === undefined) return { ...position, recovered: true, messages: [] }
-    if (since.epoch !== history.epoch) return { ...position, recovered: false, messages: [] }
-    if (since.seq === history.seq) return { ...position, recovered: true, messages: [] }
-    // Ahead of the head (SPEC §5): not an offset of this history; the client restarts from the head.
-    if (since.seq > history.seq) return { ...position, recovered: false, messages: [] }
-    const firstSeq = history.messages[0]?.seq ?? history.seq + 1
-    if (since.seq + 1 < firstSeq) return { ...position, recovered: false, messages: [] }
+    if (!historyHolds(since, position, history.messages[0]?.seq ?? history.seq + 1)) return { ...position, recovered: false, messages: [] }
     return { ...position, recovered: true, messages: history.messages.filter((message) => message.seq > since.seq) }
   }
 
@@ -124,14 +119,9 @@ export class MemoryEngine implements Engine {
     const seenUntil = this.#inboundSeen.get(key)
     if (seenUntil !== undefined && seenUntil > this.#now()) return false
     this.#inboundSeen.set(key, this.#now() + this.#relay.idempotencyTtlSeconds * 1000)
-    this.#inbound.push(message)
-    if (this.#inbound.length > this.#relay.inboundMaxLength) this.#inbound.shift()
+    // Only the dedupe is kept: no backend can read this process's memory, so the
+    // embedded engine stores no stream for one to consume.
     return true
-  }
-
-  /** The inbound messages held by this process (the embedded engine has no backend to read them). */
-  inboundMessages (): readonly InboundMessage[] {
-    return this.#inbound
   }
 
   async broadcastControl (message: string): Promise<void> {

@@ -1,30 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { ClientFrameType, ServerFrame } from '../../protocol/frames.js'
+import type { ConnectionMetrics, ReceivedFrameKind, SentFrameKind, ServerCloseReason } from '../ws/connection-metrics.js'
+import type { HubMetrics } from '../ws/hub.js'
+import type { RelayMetrics } from '../channels/channel-relay.js'
 import type { TicketMetrics, TicketRejectReason } from '../tickets/ticket-service.js'
 
 /** How a WebSocket upgrade ended (SPEC §4): a session, or the close/HTTP code that refused it. */
 export type ConnectOutcome = 'established' | '4401' | '4403' | '1013' | '1012' | '403'
-
-/** Frames received, by type; `invalid` got BAD_MESSAGE, `binary` was closed with 1003. */
-export type ReceivedFrameKind = ClientFrameType | 'invalid' | 'binary'
-/** Frames sent, by type (`message` is the fan-out delivery). */
-export type SentFrameKind = ServerFrame['type']
-
-/**
- * Connections the server itself ends: the close codes' names of protocol/codes.ts,
- * and `HEARTBEAT_TIMEOUT` for a dead peer terminated without a close frame.
- */
-export type ServerCloseReason = 'SLOW_CONSUMER' | 'RATE_LIMITED' | 'SESSION_REVOKED' | 'SERVER_RESTART' | 'BINARY_NOT_SUPPORTED' | 'HEARTBEAT_TIMEOUT'
-
-/**
- * What a connection counts. Frame counts are plain numbers bumped on the per-frame
- * path (no label lookup, no allocation) and turned into counters at scrape time.
- */
-export interface ConnectionMetrics {
-  readonly messagesIn: Record<ReceivedFrameKind, number>
-  readonly messagesOut: Record<SentFrameKind, number>
-  serverClose (reason: ServerCloseReason): void
-}
 
 /** What the metrics read at scrape time rather than being told on every change. */
 export interface MetricsSources {
@@ -60,7 +41,7 @@ function zeroes<K extends string> (keys: readonly K[]): Record<K, number> {
  * never a user, session, channel, connection or raw URL (cardinality, and URLs
  * carry tickets). docs/operations.md describes every metric.
  */
-export class GatewayMetrics implements ConnectionMetrics, TicketMetrics {
+export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetrics, TicketMetrics {
   readonly registry = new Registry()
 
   // Tickets (SPEC §3, §4)

@@ -157,7 +157,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       metrics: app.metrics,
       onFrame,
       onClose: (closed) => {
-        app.relay.removeConnection(closed)
+        app.relay.remove(closed)
         app.hub.remove(closed)
       }
     })

@@ -7,8 +7,7 @@ import type { EngineLogger } from '../engine/engine.js'
 import { parseClientFrame } from './protocol.js'
 import { TokenBucket } from './token-bucket.js'
 import type { ChannelAccess } from '../channels/channel-access.js'
-import type { ChannelSubscription } from '../channels/channel-relay.js'
-import type { ConnectionMetrics, ServerCloseReason } from '../metrics/gateway-metrics.js'
+import type { ConnectionMetrics, ServerCloseReason } from './connection-metrics.js'
 
 export interface ConnectionIdentity {
   readonly connectionId: string
@@ -51,13 +50,12 @@ function unobserved (): ConnectionMetrics {
 /**
  * One client's WebSocket session: frame parsing, the per-connection rate and the
  * liveness the hub's heartbeat reads. Listeners are attached in the constructor,
- * synchronously after the upgrade, so no early frame is lost.
+ * synchronously after the upgrade, so no early frame is lost. It is the channel layer's
+ * ChannelSubscriber (identity, access, send); the relay keeps its subscriptions.
  */
 export class Connection {
   readonly identity: ConnectionIdentity
   readonly access: ChannelAccess
-  /** Channels this connection is subscribed to (kept by the ChannelRelay). */
-  readonly subscriptions = new Map<string, ChannelSubscription>()
   /** Heartbeats sent since the peer last proved alive. */
   missedHeartbeats = 0
   readonly #socket: WebSocket

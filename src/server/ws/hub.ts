@@ -1,24 +1,33 @@
-import type { EngineLogger } from '../engine/engine.js'
-import type { GatewayMetrics } from '../metrics/gateway-metrics.js'
+import type { Engine, EngineLogger } from '../engine/engine.js'
 import type { Connection } from './connection.js'
+import { parseDisconnectMessage } from './disconnect-message.js'
 import { revocationTargetOf, type Revocations } from '../tickets/revocations.js'
+
+/** What the hub counts (the app's GatewayMetrics). */
+export interface HubMetrics {
+  /** Open sessions on this instance (rtgw_connections_open). */
+  readonly connectionsOpen: { set (value: number): void }
+}
 
 export interface HubOptions {
   readonly heartbeatIntervalMs: number
-  readonly metrics: GatewayMetrics
+  readonly metrics: HubMetrics
   readonly logger: EngineLogger
   /** Bans (SPEC §3 revokeSeconds): remembered on revoke, checked when a connection joins. */
   readonly revocations: Revocations
+  /** Where /v1/disconnect requests from any instance arrive (SPEC §3): the hub acts on them. */
+  readonly control: Pick<Engine, 'onControl'>
 }
 
 /**
  * The registry of this instance's connections: heartbeat and drain act on all of
- * them from one timer instead of one timer per socket. (Channels and fan-out join
- * it with the relay.)
+ * them from one timer instead of one timer per socket, and remote disconnects (control
+ * messages, as centrifuge's node hands them to its hub) close the matching ones.
+ * Channel fan-out is not here: the ChannelRelay keeps each subscriber's subscriptions.
  */
 export class Hub {
   readonly #connections = new Set<Connection>()
-  readonly #metrics: GatewayMetrics
+  readonly #metrics: HubMetrics
   readonly #logger: EngineLogger
   readonly #revocations: Revocations
   readonly #heartbeat: NodeJS.Timeout
@@ -34,6 +43,12 @@ export class Hub {
     this.#revocations.onLearned((target) => {
       const closed = this.#close(target.kind === 'user' ? { userId: target.id } : { sessionId: target.id })
       if (closed > 0) this.#logger.info({ event: 'ws.revoked', closed, source: 'load' }, 'sessions revoked')
+    })
+    options.control.onControl((text) => {
+      const message = parseDisconnectMessage(text)
+      if (message === undefined) return
+      const closed = this.revoke(message.target, message.revokeSeconds)
+      if (closed > 0) this.#logger.info({ event: 'ws.revoked', closed }, 'sessions revoked')
     })
     this.#heartbeat = setInterval(() => { this.#beat() }, options.heartbeatIntervalMs)
     this.#heartbeat.unref()

@@ -3,7 +3,8 @@
 -- ARGV[1] epoch to use if the channel has none; ARGV[2] history TTL seconds; ARGV[3] since epoch ('' for none);
 -- ARGV[4] since seq
 -- Returns {epoch, seq, recovered (1/0), entries}; recovered 0 when `since` is from another epoch, older than the
--- retained history or ahead of its head
+-- retained history or ahead of its head. That rule is historyHolds in src/server/channels/recovery.ts (the memory
+-- engine calls it); it is repeated here because Redis must decide next to the data: keep the two in step.
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]

@@ -4,36 +4,18 @@ import { BearerHeaders, DisconnectBody, DisconnectResponse, OtherErrors, errorRe
 import { EngineUnavailableError } from '../../engine/engine.js'
 import { GatewayError } from '../../errors.js'
 import { revocationTargetOf } from '../../tickets/revocations.js'
+import { formatDisconnectMessage } from '../../ws/disconnect-message.js'
 import { requireScope } from '../authenticate.js'
-
-/** A control message's field, if it is a non-empty string. */
-function stringOf (value: unknown): string | undefined {
-  return typeof value === 'string' && value !== '' ? value : undefined
-}
 
 /**
  * POST /v1/disconnect (SPEC §3): logout or ban. The request is broadcast to every
- * instance over the engine's control channel; each closes its matching sockets with
- * 4403 SESSION_REVOKED. With `revokeSeconds` the ban is stored in the engine first
- * (instances that start later load it) and every instance remembers it, so tickets
- * are refused (tickets/revocations.ts). The answer says it was requested, not how
- * many closed: that happens on other instances.
+ * instance over the engine's control channel; each one's hub closes its matching
+ * sockets with 4403 SESSION_REVOKED (ws/hub.ts). With `revokeSeconds` the ban is stored
+ * in the engine first (instances that start later load it) and every instance
+ * remembers it, so tickets are refused (tickets/revocations.ts). The answer says it was
+ * requested, not how many closed: that happens on other instances.
  */
 export default async function disconnectRoute (app: FastifyInstance): Promise<void> {
-  app.engine.onControl((text) => {
-    let message: Record<string, unknown>
-    try {
-      message = JSON.parse(text) as Record<string, unknown>
-    } catch {
-      return
-    }
-    if (message === null || typeof message !== 'object' || message.kind !== 'disconnect') return
-    const target = { userId: stringOf(message.userId), sessionId: stringOf(message.sessionId) }
-    const revokeSeconds = typeof message.revokeSeconds === 'number' && message.revokeSeconds > 0 ? message.revokeSeconds : undefined
-    const closed = app.hub.revoke(target, revokeSeconds)
-    if (closed > 0) app.log.info({ event: 'ws.revoked', closed }, 'sessions revoked')
-  })
-
   app.withTypeProvider<TypeBoxTypeProvider>().post('/v1/disconnect', {
     schema: {
       tags: ['backend'],
@@ -55,7 +37,7 @@ export default async function disconnectRoute (app: FastifyInstance): Promise<vo
     try {
       // Stored before the broadcast: an instance that starts in between loads it.
       if (revokeSeconds !== undefined && target !== undefined) await app.engine.storeRevocation(target, revokeSeconds)
-      await app.engine.broadcastControl(JSON.stringify({ kind: 'disconnect', ...request.body }))
+      await app.engine.broadcastControl(formatDisconnectMessage(request.body))
     } catch (err) {
       if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
       throw err

@@ -1,18 +1,31 @@
 import t from 'tap'
 import type { ChannelMessage, HistoryRead } from '../../src/server/engine/engine.js'
 import type { ChannelPosition } from '../../src/protocol/offsets.js'
-import { batchRead, chooseBase, nextHint, resumeFrom, type BatchRead, type HistoryHint } from '../../src/server/channels/recovery.js'
-import { ReplayScheduler, type ReplayJob } from '../../src/server/channels/replay-scheduler.js'
+import {
+  ReplayMerge,
+  advance,
+  batchRead,
+  chooseBase,
+  classify,
+  historyHolds,
+  nextHint,
+  resumeFrom,
+  resumeFromRead,
+  type BatchRead,
+  type HistoryHint,
+  type MergeStep
+} from '../../src/server/channels/recovery.js'
 
 /**
- * The pure rules of a coalesced resume (src/server/channels/recovery.ts) and the
- * replay budget (replay-scheduler.ts), without a gateway: SPEC §5's no gap, no
- * duplicate, recovered:false, for every `since` one read may have to answer.
+ * The pure rules of recovery (src/server/channels/recovery.ts), without a gateway:
+ * SPEC §5's no gap, no duplicate, recovered:false, for every `since` a read may have
+ * to answer, every live message a stream may receive, and the seam between a replay
+ * and the live messages held meanwhile.
  */
 
 const message = (seq: number, epoch = 'E'): ChannelMessage => ({ channel: 'c', epoch, seq, data: String(seq) })
 
-/** What an engine answers for a channel at `head` retaining seqs `first..head` (the contract's rules). */
+/** What an engine answers for a channel at `head` retaining seqs `first..head` (the contract's rules, written out). */
 function engineRead (since: ChannelPosition | undefined, head: number, first: number, epoch = 'E'): HistoryRead {
   const position = { epoch, seq: head }
   if (since === undefined) return { ...position, recovered: true, messages: [] }
@@ -114,40 +127,112 @@ await t.test('a batch of 1000 distinct sinces, most of them trimmed away, is ans
   t.ok(reads <= 2 * Math.ceil(Math.log2(1000)) + 2, `${reads} reads for 1000 distinct sinces`)
 })
 
-await t.test('ReplayScheduler: at most the budget per turn, yielding between turns; a lone small job runs at once', async (t) => {
-  const scheduler = new ReplayScheduler(10)
-  // Frames written per synchronous stretch (one stretch ends at the next microtask checkpoint).
-  let turn = 0
-  let counting = false
-  const perTurn = new Map<number, number>()
-  const job = (frames: number): ReplayJob & { done: boolean } => {
-    let left = frames
-    const self = {
-      done: false,
-      run: (budget: number): number => {
-        const written = Math.min(budget, left)
-        left -= written
-        perTurn.set(turn, (perTurn.get(turn) ?? 0) + written)
-        if (!counting) {
-          counting = true
-          queueMicrotask(() => { counting = false; turn += 1 })
-        }
-        self.done = left === 0
-        return written
+await t.test('historyHolds: the window check the engines answer `recovered` with', async (t) => {
+  const head = { epoch: 'E', seq: 20 }
+  t.equal(historyHolds({ epoch: 'E', seq: 20 }, head, 11), true, 'at the head')
+  t.equal(historyHolds({ epoch: 'E', seq: 10 }, head, 11), true, 'right before the oldest retained: nothing missing')
+  t.equal(historyHolds({ epoch: 'E', seq: 9 }, head, 11), false, 'seq 10 was trimmed away')
+  t.equal(historyHolds({ epoch: 'E', seq: 21 }, head, 11), false, 'ahead of the head')
+  t.equal(historyHolds({ epoch: 'X', seq: 20 }, head, 11), false, 'another epoch')
+  t.equal(historyHolds({ epoch: 'E', seq: 20 }, head, 21), true, 'nothing retained, at the head')
+  t.equal(historyHolds({ epoch: 'E', seq: 19 }, head, 21), false, 'nothing retained, behind the head')
+  // The helper above is the engine contract written out: the two agree everywhere.
+  const disagree: string[] = []
+  for (const epoch of ['E', 'X']) {
+    for (let since = 0; since <= 25; since++) {
+      for (const first of [1, 5, 11, 21]) {
+        const expected = engineRead({ epoch, seq: since }, 20, first).recovered
+        if (historyHolds({ epoch, seq: since }, head, first) !== expected) disagree.push(`${epoch}:${since} first ${first}`)
       }
     }
-    return self
   }
-  const small = job(3)
-  scheduler.add(small)
-  t.equal(small.done, true, 'written synchronously')
-  const big = job(25)
-  const after = job(4)
-  scheduler.add(big)
-  scheduler.add(after)
-  t.equal(big.done, false)
-  while (scheduler.size > 0) await new Promise((resolve) => setImmediate(resolve))
-  t.equal(after.done, true)
-  t.strictSame([...perTurn.values()], [10, 10, 10, 2], 'the budget per turn, the remainder in the last')
-  t.equal([...perTurn.values()].reduce((sum, frames) => sum + frames, 0), 32, 'every frame written once')
+  t.strictSame(disagree, [])
+})
+
+await t.test('resumeFromRead: what one read made with the since answers it, the same as a fresh batch of one', async (t) => {
+  t.strictSame(resumeFromRead(undefined, engineRead(undefined, 20, 11)), { offset: { epoch: 'E', seq: 20 }, recovered: true, from: 0 }, 'no since: the head')
+  t.strictSame(resumeFromRead({ epoch: 'E', seq: 15 }, engineRead({ epoch: 'E', seq: 15 }, 20, 11)),
+    { offset: { epoch: 'E', seq: 15 }, recovered: true, from: 0 }, 'in the window: every message of the read follows')
+  const lost = { offset: { epoch: 'E', seq: 20 }, recovered: false, from: 0 }
+  t.strictSame(resumeFromRead({ epoch: 'E', seq: 3 }, engineRead({ epoch: 'E', seq: 3 }, 20, 11)), lost, 'trimmed away')
+  t.strictSame(resumeFromRead({ epoch: 'E', seq: 30 }, engineRead({ epoch: 'E', seq: 30 }, 20, 11)), lost, 'ahead of the head')
+  t.strictSame(resumeFromRead({ epoch: 'X', seq: 3 }, engineRead({ epoch: 'X', seq: 3 }, 20, 11)), lost, 'another epoch')
+  const differ: string[] = []
+  for (const since of [undefined, ...Array.from({ length: 26 }, (_, seq) => ({ epoch: 'E', seq })), { epoch: 'X', seq: 4 }]) {
+    const read = engineRead(since, 20, 11)
+    const single = resumeFromRead(since, read)
+    const batched = resumeFrom(batchRead(since, read, undefined), { since, seen: undefined, fresh: true })
+    const replay = (from: number | undefined): string => read.messages.slice(from).map((each) => each.seq).join()
+    if (batched === undefined || single.recovered !== batched.recovered || single.offset.seq !== batched.offset.seq ||
+      single.offset.epoch !== batched.offset.epoch || replay(single.from) !== replay(batched.from)) {
+      differ.push(since === undefined ? 'none' : `${since.epoch}:${since.seq}`)
+    }
+  }
+  t.strictSame(differ, [], 'the poll and the relay decide every since alike')
+})
+
+await t.test('classify: next, duplicate, gap and new epoch', async (t) => {
+  const at = { epoch: 'E', seq: 5 }
+  t.equal(classify(at, { epoch: 'E', seq: 6 }), 'next')
+  t.equal(classify(at, { epoch: 'E', seq: 5 }), 'duplicate', 'the last one delivered')
+  t.equal(classify(at, { epoch: 'E', seq: 2 }), 'duplicate', 'an older one')
+  t.equal(classify(at, { epoch: 'E', seq: 8 }), 'gap', 'pub/sub skipped 6 and 7')
+  t.equal(classify(at, { epoch: 'F', seq: 1 }), 'new-epoch')
+  t.equal(classify(at, { epoch: 'F', seq: 5 }), 'new-epoch', 'whatever its seq')
+  t.equal(classify(undefined, { epoch: 'E', seq: 9 }), 'next', 'nothing seen yet: the first starts the stream')
+})
+
+await t.test('advance: moves the position in place, except for a duplicate', async (t) => {
+  const position = { epoch: 'E', seq: 5 }
+  t.equal(advance(position, { epoch: 'E', seq: 5 }), 'duplicate')
+  t.strictSame(position, { epoch: 'E', seq: 5 })
+  t.equal(advance(position, { epoch: 'E', seq: 6 }), 'next')
+  t.strictSame(position, { epoch: 'E', seq: 6 })
+  t.equal(advance(position, { epoch: 'E', seq: 9 }), 'gap')
+  t.strictSame(position, { epoch: 'E', seq: 9 })
+  t.equal(advance(position, { epoch: 'F', seq: 2 }), 'new-epoch')
+  t.strictSame(position, { epoch: 'F', seq: 2 })
+})
+
+/** Every step of `merge` until it has nothing more, as `seq@source:arrival`. */
+function drain (merge: ReplayMerge): string[] {
+  const steps: string[] = []
+  for (let step: MergeStep | undefined = merge.next(); step !== undefined; step = merge.next()) {
+    steps.push(`${step.message.epoch}${step.message.seq}@${step.replayIndex === undefined ? 'live' : step.replayIndex}:${step.arrival}`)
+  }
+  return steps
+}
+
+await t.test('ReplayMerge: the replay from its index, then the held live messages, duplicates at the seam marked', async (t) => {
+  const replay = [3, 4, 5, 6].map((seq) => message(seq))
+  const held = [5, 6, 7].map((seq) => message(seq))
+  const position = { epoch: 'E', seq: 3 }
+  const merge = new ReplayMerge(position, replay, 1, held)
+  t.equal(merge.done, false)
+  t.strictSame(drain(merge), ['E4@1:next', 'E5@2:next', 'E6@3:next', 'E5@live:duplicate', 'E6@live:duplicate', 'E7@live:next'])
+  t.equal(merge.done, true)
+  t.strictSame(position, { epoch: 'E', seq: 7 }, 'the subscription\'s position follows the merge')
+})
+
+await t.test('ReplayMerge: held messages may arrive between steps; done only once they are consumed too', async (t) => {
+  const held: ChannelMessage[] = []
+  const merge = new ReplayMerge({ epoch: 'E', seq: 10 }, [11, 12].map((seq) => message(seq)), 0, held)
+  t.strictSame(merge.next()?.message.seq, 11)
+  held.push(message(12), message(13))
+  t.strictSame(drain(merge), ['E12@1:next', 'E12@live:duplicate', 'E13@live:next'])
+  t.equal(merge.done, true)
+  held.push(message(14))
+  t.equal(merge.done, false, 'a message held after the last step')
+  t.strictSame(drain(merge), ['E14@live:next'])
+  t.equal(merge.done, true)
+})
+
+await t.test('ReplayMerge: nothing to replay, a held gap and a held new epoch are reported as such', async (t) => {
+  const position = { epoch: 'E', seq: 20 }
+  const merge = new ReplayMerge(position, [message(19), message(20)], 2, [message(21), message(23), message(1, 'F'), message(2, 'F')])
+  t.strictSame(drain(merge), ['E21@live:next', 'E23@live:gap', 'F1@live:new-epoch', 'F2@live:next'])
+  t.strictSame(position, { epoch: 'F', seq: 2 })
+  const empty = new ReplayMerge({ epoch: 'E', seq: 1 }, [], 0, [])
+  t.equal(empty.done, true)
+  t.equal(empty.next(), undefined)
 })
