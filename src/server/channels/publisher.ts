@@ -1,4 +1,4 @@
-import { EngineUnavailableError, type Engine } from '../engine/engine.js'
+import type { Engine } from '../engine/engine.js'
 import { formatOffset } from '../../protocol/offsets.js'
 import { GatewayError } from '../errors.js'
 
@@ -37,9 +37,6 @@ export class ChannelPublisher {
       const result = await engine.publish(channel, data, idempotencyKey === undefined ? {} : { idempotencyKey })
       outcome = 'ok'
       return { channel, offset: formatOffset(result) }
-    } catch (err) {
-      if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1, cause: err })
-      throw err
     } finally {
       observe?.(outcome, (performance.now() - started) / 1000)
     }

@@ -1,8 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BearerHeaders, DisconnectBody, DisconnectResponse, OtherErrors, errorResponses } from '../../../protocol/http.js'
-import { EngineUnavailableError } from '../../engine/engine.js'
-import { GatewayError } from '../../errors.js'
 import { revocationTargetOf } from '../../tickets/revocations.js'
 import { formatDisconnectMessage } from '../../ws/disconnect-message.js'
 import { requireScope } from '../authenticate.js'
@@ -34,14 +32,9 @@ export default async function disconnectRoute (app: FastifyInstance): Promise<vo
   }, async (request) => {
     const { revokeSeconds } = request.body
     const target = revocationTargetOf(request.body)
-    try {
-      // Stored before the broadcast: an instance that starts in between loads it.
-      if (revokeSeconds !== undefined && target !== undefined) await app.engine.storeRevocation(target, revokeSeconds)
-      await app.engine.broadcastControl(formatDisconnectMessage(request.body))
-    } catch (err) {
-      if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
-      throw err
-    }
+    // Stored before the broadcast: an instance that starts in between loads it.
+    if (revokeSeconds !== undefined && target !== undefined) await app.engine.storeRevocation(target, revokeSeconds)
+    await app.engine.broadcastControl(formatDisconnectMessage(request.body))
     return { requested: true as const }
   })
 }

@@ -2,8 +2,6 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BearerHeaders, OtherErrors, PollQuery, PollResponse, errorResponses } from '../../../protocol/http.js'
 import { ChannelAccess } from '../../channels/channel-access.js'
-import { EngineUnavailableError } from '../../engine/engine.js'
-import { GatewayError } from '../../errors.js'
 import { authenticateUser, userTokenOf } from '../authenticate.js'
 
 /**
@@ -32,11 +30,6 @@ export default async function pollRoute (app: FastifyInstance): Promise<void> {
     // A client that goes away ends its wait early.
     const abandoned = new AbortController()
     reply.raw.once('close', () => { abandoned.abort() })
-    try {
-      return await app.longPoll.poll(access, request.query, abandoned.signal)
-    } catch (err) {
-      if (err instanceof EngineUnavailableError) throw new GatewayError('REDIS_NOT_READY', { retryAfterSeconds: 1 })
-      throw err
-    }
+    return await app.longPoll.poll(access, request.query, abandoned.signal)
   })
 }
