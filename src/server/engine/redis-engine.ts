@@ -24,8 +24,6 @@ import { RedisReadiness } from './redis-readiness.js'
 import { RedisScripts } from './redis-scripts.js'
 import type { RedisTopology } from './redis-topology.js'
 
-export type { RedisCommandObserver } from './redis-command-runner.js'
-
 const newEpoch = (): string => randomBytes(6).toString('base64url')
 
 interface RedisEngineSettings {
