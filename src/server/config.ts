@@ -102,10 +102,6 @@ export interface Config {
   readonly probePort?: number
   /** listen(2) backlog of the main port. */
   readonly listenBacklog: number
-  /** Production rules apply: NODE_ENV is anything but unset, `development` or `test` (SPEC §2). */
-  readonly production: boolean
-  /** The standalone URL (REDIS_URL); undefined on Sentinel and Cluster. */
-  readonly redisUrl?: string
   /** Which Redis the engine runs on; undefined: the embedded memory engine. */
   readonly redis?: RedisTopology
   readonly redisKeyPrefix: string
@@ -249,8 +245,6 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     metricsPort: parsed.METRICS_PORT,
     probePort: parsed.PROBE_PORT,
     listenBacklog: parsed.LISTEN_BACKLOG,
-    production,
-    redisUrl: parsed.REDIS_URL,
     redis: redis === undefined ? undefined : Object.freeze(redis),
     redisKeyPrefix: parsed.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,

@@ -1,10 +1,11 @@
 /**
- * The process around the app: configuration, listen, signals. Everything else is
- * in buildApp so tests run the same gateway without a process of its own.
+ * The process around the app: configuration, engine, listen, signals. Everything
+ * else is in buildApp so tests run the same gateway without a process of its own.
  */
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from './config.js'
 import { buildApp } from './app.js'
+import { createEngine } from './engine/create-engine.js'
 import { readOrCreateDevSecret } from './dev/dev-secret.js'
 
 let config
@@ -16,7 +17,9 @@ try {
   process.exit(1)
 }
 
-const app = await buildApp(config, { processMetrics: true })
+// The engine needs the app's logger, metrics and admission control: buildApp calls
+// the factory once they exist, and closes the engine with the app.
+const app = await buildApp(config, { engine: (services) => createEngine(config, services), processMetrics: true })
 
 // SIGTERM/SIGINT: drain (readiness 503, 1012 to every socket), then close the app
 // (listener, engine). Past the grace budget close-with-grace exits non-zero.

@@ -20,7 +20,7 @@ async function devGateway (t: { teardown: (fn: () => unknown) => void }, env: Re
   app.server.keepAliveTimeout = 1000
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
-  if (config.redisUrl !== undefined) await eventually(() => app.engine.isReady())
+  if (config.redis !== undefined) await eventually(() => app.engine.isReady())
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('not listening')
   return `http://127.0.0.1:${address.port}`

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { loadConfig } from '../../src/server/config.js'
+import { followsProductionRules } from '../helpers/gateway.js'
 import { dockerStages, knownEnvNames, readYaml, stageEnv } from './deploy-files.js'
 
 /**
@@ -73,8 +74,8 @@ void t.test('the environment names are variables the gateway knows, and make a v
     t.ok(schema.has(name) && example.has(name), `${name} is known`)
   }
   const config = loadConfig({ ...imageEnv, ...composeEnv })
-  t.equal(config.production, true)
-  t.equal(config.redisUrl, 'redis://redis:6379')
+  t.equal(followsProductionRules({ ...imageEnv, ...composeEnv }), true)
+  t.strictSame(config.redis, { kind: 'standalone', url: 'redis://redis:6379' })
   t.equal(config.jwt.devSecret, false)
   t.same([...config.allowedOrigins!], ['http://localhost:8080', 'http://localhost:3000'])
   t.equal(withDefaults('${X:-a-b}'), 'a-b')

@@ -9,6 +9,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { buildApp } from '../../src/server/app.js'
 import { loadConfig } from '../../src/server/config.js'
+import { followsProductionRules } from '../helpers/gateway.js'
 import {
   configMapData, dockerStages, exampleSecretData, filesUnder, k8sDocument, k8sDocuments, knownEnvNames,
   readText, readYaml, root, stringDataOf
@@ -225,7 +226,7 @@ void t.test('env names in the ConfigMap, the Secret and the Deployment are varia
 
 void t.test('the ConfigMap and the example Secret make a valid production configuration', async (t) => {
   const config = loadConfig({ ...configMap, ...secret })
-  t.equal(config.production, true)
+  t.equal(followsProductionRules({ ...configMap, ...secret }), true)
   t.equal(config.port, 8080)
   t.equal(config.host, '0.0.0.0')
   t.equal(config.shutdownGraceMs, 10000)

@@ -184,3 +184,36 @@ await t.test('redis relay: Redis restarted empty means a new epoch and an old si
   await eventually(() => received.length >= 3, 5000)
   t.strictSame(received[2], { channel: 'room', epoch: after.epoch, seq: 1, data: '{"n":3}' }, 'the listened channel is live again')
 })
+
+await t.test('redis: while the control channel cannot be subscribed the engine stays not ready, and becomes ready once it can', async (t) => {
+  // An ACL user with every key and command but no pub/sub channel: SUBSCRIBE is refused
+  // (NOPERM) on a connection that is otherwise up, as a misconfigured managed Redis would.
+  await admin.call('ACL', 'SETUSER', 'nochannels', 'reset', 'on', '>nochannels-secret', '~*', '+@all', 'resetchannels')
+  t.teardown(async () => { await admin.call('ACL', 'DELUSER', 'nochannels') })
+  const errors: Array<{ event?: unknown }> = []
+  const logger: EngineLogger = { ...silent, error (obj) { errors.push(obj) } }
+  const url = new URL(redis.url)
+  url.username = 'nochannels'
+  url.password = 'nochannels-secret'
+  const engine = new RedisEngine({ url: url.href, keyPrefix: 'nocontrol:', commandTimeoutMs: 1000, logger, relay: DEFAULT_RELAY_SETTINGS })
+  t.teardown(async () => { await engine.close() })
+  const changes: boolean[] = []
+  engine.onReadyChange((ready) => { changes.push(ready) })
+
+  await eventually(() => errors.some((line) => line.event === 'engine.redis.control_subscribe_failed'))
+  // Past the retry interval: the refusal was tried again and is still not readiness.
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(engine.isReady(), false, 'not ready while the control SUBSCRIBE is refused')
+  t.strictSame(changes, [], 'never became ready')
+  t.equal(errors.filter((line) => line.event === 'engine.redis.control_subscribe_failed').length, 1, 'the refusal is reported once, not on every retry')
+  await t.rejects(engine.storeTicket('h', { sub: 'a', sessionId: 's', issuedAt: 1, expiresAt: 2, channels: [] }, 10), EngineUnavailableError)
+
+  await admin.call('ACL', 'SETUSER', 'nochannels', 'allchannels')
+  await eventually(() => engine.isReady(), 5000)
+  t.strictSame(changes, [true], 'ready once the retried SUBSCRIBE succeeds')
+  const heard: string[] = []
+  engine.onControl((message) => { heard.push(message) })
+  await engine.broadcastControl('{"probe":1}')
+  await eventually(() => heard.length === 1, 5000)
+  t.strictSame(heard, ['{"probe":1}'], 'and the control channel is heard')
+})

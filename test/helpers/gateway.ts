@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { buildApp } from '../../src/server/app.js'
-import { loadConfig, type Config } from '../../src/server/config.js'
+import { ConfigError, loadConfig, type Config } from '../../src/server/config.js'
+import type { EngineFactory } from '../../src/server/engine/create-engine.js'
 import { TEST_SECRET, userToken } from './tokens.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
@@ -23,17 +24,36 @@ export function testConfig (env: Record<string, string | undefined> = {}): Confi
   return loadConfig({ JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
 }
 
+/** The variables that choose and reach a Redis topology (redis-topology.ts). */
+const TOPOLOGY_VARIABLES = new Set(['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_SENTINEL_NAME', 'REDIS_SENTINEL_PASSWORD', 'REDIS_CLUSTER_NODES', 'REDIS_USERNAME', 'REDIS_PASSWORD', 'REDIS_TLS'])
+const PRODUCTION_NEEDS_REDIS = 'Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV='
+
+/**
+ * Whether `env` runs the production rules (SPEC §2), seen the way the gateway acts on
+ * them: without a Redis topology it refuses to boot instead of using the embedded engine.
+ */
+export function followsProductionRules (env: NodeJS.ProcessEnv): boolean {
+  const withoutRedis = Object.fromEntries(Object.entries(env).filter(([name]) => !TOPOLOGY_VARIABLES.has(name)))
+  try {
+    loadConfig(withoutRedis, () => 'a-development-secret-of-thirty-two-characters')
+    return false
+  } catch (err) {
+    if (err instanceof ConfigError && err.message.startsWith(PRODUCTION_NEEDS_REDIS)) return true
+    throw err
+  }
+}
+
 /** A real gateway listening on 127.0.0.1:<random>, closed when the test ends. */
-export async function startGateway (t: Teardown, env: Record<string, string | undefined> = {}, options: { logStream?: DestinationStream, waitForEngine?: boolean } = {}): Promise<Gateway> {
+export async function startGateway (t: Teardown, env: Record<string, string | undefined> = {}, options: { logStream?: DestinationStream, waitForEngine?: boolean, engine?: EngineFactory } = {}): Promise<Gateway> {
   const config = testConfig(env)
-  const app = await buildApp(config, { logStream: options.logStream })
+  const app = await buildApp(config, { logStream: options.logStream, ...(options.engine === undefined ? {} : { engine: options.engine }) })
   // Fastify keeps idle keep-alive sockets for 72 s (meant for load balancers); in a test
   // process such a socket keeps the event loop busy, so the root teardown would wait for it.
   app.server.keepAliveTimeout = 1000
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   // The app listens before Redis is connected (by design); most tests want it ready.
-  if (config.redis !== undefined && options.waitForEngine !== false) await eventually(() => app.engine.isReady())
+  if (app.engine.kind === 'redis' && options.waitForEngine !== false) await eventually(() => app.engine.isReady())
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('not listening')
   return { app, config, baseUrl: `http://127.0.0.1:${address.port}`, wsUrl: `ws://127.0.0.1:${address.port}${config.wsPath}` }

@@ -1,6 +1,10 @@
 import t from 'tap'
-import { ConfigError, loadConfig } from '../../src/server/config.js'
+import { ConfigError, loadConfig, type Config } from '../../src/server/config.js'
+import { followsProductionRules } from '../helpers/gateway.js'
 import { TEST_SECRET } from '../helpers/tokens.js'
+
+/** REDIS_URL as the configuration keeps it: the standalone topology's URL. */
+const standaloneUrl = (config: Config): string | undefined => config.redis?.kind === 'standalone' ? config.redis.url : undefined
 
 /** loadConfig's error for `env`, or a failure when it does not throw a ConfigError. */
 function configError (env: NodeJS.ProcessEnv, resolveDevSecret?: () => string): ConfigError {
@@ -18,8 +22,8 @@ void t.test('defaults of every §2 variable', async (t) => {
   t.equal(config.port, 8080)
   t.equal(config.host, '0.0.0.0')
   t.equal(config.listenBacklog, 4096)
-  t.equal(config.production, false)
-  t.equal(config.redisUrl, undefined, 'REDIS_URL unset: embedded engine')
+  t.equal(followsProductionRules({ JWT_SECRET: TEST_SECRET }), false)
+  t.equal(standaloneUrl(config), undefined, 'REDIS_URL unset: embedded engine')
   t.equal(config.redis, undefined, 'no Redis topology at all')
   t.equal(config.redisKeyPrefix, 'rtgw:')
   t.same(config.jwt, {
@@ -73,7 +77,7 @@ void t.test('set values are parsed into their types', async (t) => {
   })
   t.equal(config.port, 9090)
   t.equal(config.host, '127.0.0.1')
-  t.equal(config.redisUrl, 'rediss://cache.internal:6380/2')
+  t.equal(standaloneUrl(config), 'rediss://cache.internal:6380/2')
   t.strictSame(config.redis, { kind: 'standalone', url: 'rediss://cache.internal:6380/2' })
   t.equal(config.redisKeyPrefix, 'gw1:')
   t.same(config.jwt, {
@@ -122,7 +126,7 @@ void t.test('dev mode only for NODE_ENV unset, development or test; then HOST de
   for (const nodeEnv of [undefined, 'development', 'test']) {
     const dev = loadConfig({ NODE_ENV: nodeEnv }, () => 'generated-development-secret-of-32-chars!')
     t.equal(dev.jwt.devSecret, true, `NODE_ENV=${String(nodeEnv)}: dev secret`)
-    t.equal(dev.production, false)
+    t.equal(followsProductionRules({ NODE_ENV: nodeEnv }), false)
     t.equal(dev.host, '127.0.0.1', 'dev mode listens on loopback by default')
   }
   t.equal(loadConfig({ NODE_ENV: 'development', HOST: '0.0.0.0' }, () => 'generated-development-secret-of-32-chars!').host, '0.0.0.0', 'an explicit HOST wins')
@@ -134,7 +138,7 @@ void t.test('dev mode only for NODE_ENV unset, development or test; then HOST de
       `Invalid configuration: JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=${nodeEnv}`, 'never a generated secret')
   }
   const staging = loadConfig({ NODE_ENV: 'staging', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*', JWT_SECRET: TEST_SECRET })
-  t.equal(staging.production, true)
+  t.equal(followsProductionRules({ NODE_ENV: 'staging', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*', JWT_SECRET: TEST_SECRET }), true)
   t.equal(staging.host, '0.0.0.0')
   t.equal(loadConfig({ JWT_SECRET: TEST_SECRET }).host, '0.0.0.0', 'with a JWT config (not dev mode) HOST defaults to every interface')
 })
@@ -185,9 +189,10 @@ void t.test('production requirements', async (t) => {
     'Invalid configuration: REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES is required when NODE_ENV=production (the embedded engine serves one instance only)'
   )
   for (const redis of [{ REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, { REDIS_CLUSTER_NODES: 'n:7000' }]) {
-    const production = loadConfig({ NODE_ENV: 'production', JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: '*', ...redis })
-    t.equal(production.production, true, `${Object.keys(redis)[0]!} satisfies production`)
-    t.equal(production.redisUrl, undefined)
+    const env = { NODE_ENV: 'production', JWT_SECRET: TEST_SECRET, ALLOWED_ORIGINS: '*', ...redis }
+    const production = loadConfig(env)
+    t.equal(followsProductionRules(env), true, `${Object.keys(redis)[0]!} satisfies production`)
+    t.equal(standaloneUrl(production), undefined)
   }
   // Even with a dev-secret resolver, production never falls back to a generated secret.
   t.equal(
@@ -199,13 +204,14 @@ void t.test('production requirements', async (t) => {
     'Invalid configuration: ALLOWED_ORIGINS is required when NODE_ENV=production (comma list of origins, or * to allow any)'
   )
 
-  const config = loadConfig({
+  const env = {
     NODE_ENV: 'production',
     REDIS_URL: 'redis://127.0.0.1:1',
     JWT_JWKS_URL: 'https://idp.example.com/jwks.json',
     ALLOWED_ORIGINS: '*'
-  })
-  t.equal(config.production, true)
+  }
+  const config = loadConfig(env)
+  t.equal(followsProductionRules(env), true)
   t.equal(config.jwt.devSecret, false)
   t.equal(config.jwt.secret, undefined)
   t.equal(config.allowedOrigins, null, 'an explicit * is accepted in production')
@@ -280,7 +286,7 @@ void t.test('Redis topologies: Sentinel and Cluster parse into the engine topolo
     password: 'data-secret',
     tls: true
   })
-  t.equal(sentinel.redisUrl, undefined)
+  t.equal(standaloneUrl(sentinel), undefined)
   t.ok(Object.isFrozen(sentinel.redis))
 
   t.strictSame(loadConfig({ JWT_SECRET: TEST_SECRET, REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }).redis,

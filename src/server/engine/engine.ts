@@ -1,8 +1,8 @@
 /**
  * The shared engine behind the gateway (SPEC §1): Redis in production, an embedded
  * memory engine for one instance. Both implement this interface and pass the same
- * contract tests (test/engine/contract.ts), so the rest of the gateway cannot tell
- * them apart. The relay (channels, history, inbound stream) extends it.
+ * contract tests (test/engine/contract.ts and relay-contract.ts), so the rest of the
+ * gateway cannot tell them apart.
  */
 
 /** What a ticket binds (SPEC §3): who, which session, when. */

@@ -1,0 +1,53 @@
+/** The keys of one channel; all share the hash tag `{ch:<channel>}`. */
+export interface ChannelKeys {
+  /** Hash {epoch, seq}. */
+  readonly meta: string
+  /** Stream of retained messages. */
+  readonly stream: string
+  /** Prefix of the publish idempotency keys. */
+  readonly idempotency: string
+  /** The pub/sub (or shard) channel of live messages. */
+  readonly live: string
+}
+
+/**
+ * Where everything lives in Redis (docs/redis.md), in one place so the layout can be
+ * read at a glance. Every script and multi-key command touches one hash slot, so
+ * the same layout runs on a Cluster.
+ */
+export class RedisKeys {
+  readonly #prefix: string
+  /** Control messages reach every instance (plain PUBLISH, even on a Cluster). */
+  readonly control: string
+  /** One sorted set of every ban: loaded with one command, on one Cluster slot. */
+  readonly revocations: string
+  /** The upstream `send` stream backends consume. */
+  readonly inbound: string
+
+  constructor (prefix: string) {
+    this.#prefix = prefix
+    this.control = `${prefix}control`
+    this.revocations = `${prefix}revocations`
+    this.inbound = `${prefix}inbound`
+  }
+
+  /** One hash tag per channel: every key of a channel, and its shard channel, live in one Cluster slot. */
+  channel (channel: string): ChannelKeys {
+    const base = `${this.#prefix}{ch:${channel}}`
+    return { meta: `${base}:meta`, stream: `${base}:history`, idempotency: `${base}:idem:`, live: `${base}:live` }
+  }
+
+  ticket (ticketHash: string): string {
+    return `${this.#prefix}ticket:${ticketHash}`
+  }
+
+  /** The inbound stream's own name as hash tag: the dedupe key shares its Cluster slot. */
+  inboundDedupe (sessionId: string, id: string): string {
+    return `${this.#prefix}{${this.inbound}}:seen:${sessionId}:${id}`
+  }
+
+  /** One key per counter: any Cluster slot will do. */
+  counter (key: string): string {
+    return `${this.#prefix}ratelimit:${key}`
+  }
+}
