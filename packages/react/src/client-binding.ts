@@ -94,6 +94,7 @@ export class ClientBinding {
 
   #scheduleSettle (): void {
     // A macrotask: StrictMode's second mount, and any re-mount in the same commit, run before it.
-    this.#settleTimer ??= setTimeout(() => { this.#settle() }, 0)
+    if (this.#settleTimer !== undefined) return
+    this.#settleTimer = setTimeout(() => { this.#settle() }, 0)
   }
 }
