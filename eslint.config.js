@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/'] },
+  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'packages/*/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {
@@ -13,6 +13,15 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-floating-promises': 'error'
     }
+  },
+  {
+    // Their own tsconfigs: DOM types, and @realtime-gateway/* mapped to the sources.
+    files: ['packages/react/**/*.ts'],
+    languageOptions: { parserOptions: { project: './packages/react/tsconfig.json' } }
+  },
+  {
+    files: ['test/react/**/*.ts'],
+    languageOptions: { parserOptions: { project: './test/react/tsconfig.json' } }
   },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],
