@@ -4,11 +4,12 @@
  * 127.0.0.1:<random>. Logs go to stdout, which run.ts points at /dev/null.
  */
 import { buildApp } from '../../src/server/app.js'
+import { configuredEngine } from '../../src/server/engine/create-engine.js'
 import { loadConfig } from '../../src/server/config.js'
 import { announce, serveParent } from './ipc.js'
 
 const config = loadConfig({ ...process.env, HOST: '127.0.0.1', PORT: '0' })
-const app = await buildApp(config)
+const app = await buildApp(config, { engine: configuredEngine(config) })
 await app.listen({ port: 0, host: '127.0.0.1' })
 
 // The app listens before Redis is connected (by design): wait, bounded, for the engine.

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
-import { createEngine, type EngineFactory } from './engine/create-engine.js'
+import type { EngineFactory } from './engine/create-engine.js'
 import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { TicketService } from './tickets/ticket-service.js'
@@ -43,10 +43,10 @@ declare module 'fastify' {
 export interface BuildOptions {
   /**
    * Builds the engine once the app can give it a logger, a command observer and an
-   * overload check (main.ts passes createEngine; tests may pass any engine). The app
-   * closes it. Default: the engine the configuration names.
+   * overload check (main.ts passes the configured one; tests may pass any engine).
+   * The app closes it.
    */
-  readonly engine?: EngineFactory
+  readonly engine: EngineFactory
   /** Log destination (tests capture logs with it); stdout by default. */
   readonly logStream?: DestinationStream
   /** Collect Node process metrics (once per process: off for in-process test instances). */
@@ -63,7 +63,7 @@ function trustProxyOption (trust: Config['trustProxy']): boolean | string[] | ((
  * Builds the gateway as a Fastify instance that is not yet listening. Tests build
  * real instances and listen on port 0; main.ts adds the process around it.
  */
-export async function buildApp (config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+export async function buildApp (config: Config, options: BuildOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logStream),
     genReqId: requestIdOf,
@@ -90,7 +90,7 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
       channels: (): number => relay.channelCount
     }
   })
-  const engine = (options.engine ?? ((services) => createEngine(config, services)))({
+  const engine = options.engine({
     logger: app.log.child({ component: 'engine' }),
     onCommand: metrics.observeRedisCommand,
     // Read when a command times out, after admission control is registered below.

@@ -5,7 +5,7 @@
 import closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig } from './config.js'
 import { buildApp } from './app.js'
-import { createEngine } from './engine/create-engine.js'
+import { configuredEngine } from './engine/create-engine.js'
 import { readOrCreateDevSecret } from './dev/dev-secret.js'
 
 let config
@@ -19,7 +19,7 @@ try {
 
 // The engine needs the app's logger, metrics and admission control: buildApp calls
 // the factory once they exist, and closes the engine with the app.
-const app = await buildApp(config, { engine: (services) => createEngine(config, services), processMetrics: true })
+const app = await buildApp(config, { engine: configuredEngine(config), processMetrics: true })
 
 // SIGTERM/SIGINT: drain (readiness 503, 1012 to every socket), then close the app
 // (listener, engine). Past the grace budget close-with-grace exits non-zero.

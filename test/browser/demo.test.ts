@@ -2,6 +2,7 @@ import t from 'tap'
 import { existsSync, mkdirSync } from 'node:fs'
 import { decodeJwt } from 'jose'
 import { buildApp } from '../../src/server/app.js'
+import { configuredEngine } from '../../src/server/engine/create-engine.js'
 import { loadConfig } from '../../src/server/config.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { eventually } from '../helpers/gateway.js'
@@ -16,7 +17,7 @@ const screenshotDir = `${projectRoot}test-results`
 async function devGateway (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>): Promise<string> {
   // No JWT configuration: the gateway generates a development secret (SPEC §8) and serves the demo.
   const config = loadConfig({ LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', SHUTDOWN_GRACE_MS: '200', ...env }, () => 'a-development-secret-of-thirty-two-characters')
-  const app = await buildApp(config)
+  const app = await buildApp(config, { engine: configuredEngine(config) })
   app.server.keepAliveTimeout = 1000
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
@@ -93,7 +94,8 @@ await t.test('the demo exists only with the development secret', async (t) => {
   t.equal(backendPublish.status, 403, 'so it cannot use the backend publish route')
   t.match(await backendPublish.json(), { code: 'INSUFFICIENT_SCOPE' })
 
-  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: 'a-configured-secret-of-thirty-two-characters' }))
+  const config = loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: 'a-configured-secret-of-thirty-two-characters' })
+  const app = await buildApp(config, { engine: configuredEngine(config) })
   t.teardown(async () => { await app.close() })
   t.equal((await app.inject({ method: 'GET', url: '/demo' })).statusCode, 404, 'a configured JWT secret: no demo')
   t.equal((await app.inject({ method: 'POST', url: '/demo/token' })).statusCode, 404, 'and no token minting')

@@ -8,6 +8,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { buildApp } from '../../src/server/app.js'
+import { configuredEngine } from '../../src/server/engine/create-engine.js'
 import { loadConfig } from '../../src/server/config.js'
 import { followsProductionRules } from '../helpers/gateway.js'
 import {
@@ -176,7 +177,7 @@ void t.test('probes: startup and liveness on /livez, readiness on /readyz, with 
 
 void t.test('the probe paths and the scrape path are served by the app', async (t) => {
   const config = loadConfig({ ...configMap, PROBE_PORT: '0', JWT_SECRET: secret.JWT_SECRET, NODE_ENV: undefined, LOG_LEVEL: 'silent' })
-  const app = await buildApp(config)
+  const app = await buildApp(config, { engine: configuredEngine(config) })
   t.teardown(async () => { await app.close() })
   const paths = [container.startupProbe!.httpGet!.path!, container.readinessProbe!.httpGet!.path!, container.livenessProbe!.httpGet!.path!]
   for (const path of paths) {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import { buildApp } from '../../src/server/app.js'
+import { configuredEngine } from '../../src/server/engine/create-engine.js'
 import { ConfigError, loadConfig, type Config } from '../../src/server/config.js'
 import type { EngineFactory } from '../../src/server/engine/create-engine.js'
 import { TEST_SECRET, userToken } from './tokens.js'
@@ -46,7 +47,7 @@ export function followsProductionRules (env: NodeJS.ProcessEnv): boolean {
 /** A real gateway listening on 127.0.0.1:<random>, closed when the test ends. */
 export async function startGateway (t: Teardown, env: Record<string, string | undefined> = {}, options: { logStream?: DestinationStream, waitForEngine?: boolean, engine?: EngineFactory } = {}): Promise<Gateway> {
   const config = testConfig(env)
-  const app = await buildApp(config, { logStream: options.logStream, ...(options.engine === undefined ? {} : { engine: options.engine }) })
+  const app = await buildApp(config, { logStream: options.logStream, engine: options.engine ?? configuredEngine(config) })
   // Fastify keeps idle keep-alive sockets for 72 s (meant for load balancers); in a test
   // process such a socket keeps the event loop busy, so the root teardown would wait for it.
   app.server.keepAliveTimeout = 1000

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { decodeJwt } from 'jose'
 import { buildApp } from '../../src/server/app.js'
+import { configuredEngine } from '../../src/server/engine/create-engine.js'
 import { loadConfig } from '../../src/server/config.js'
 import { readOrCreateDevSecret } from '../../src/server/dev/dev-secret.js'
 import { TestClient } from '../helpers/ws-client.js'
@@ -46,7 +47,7 @@ async function devGateway (t: Test, secretFile: string, extraEnv: Record<string,
   const env: NodeJS.ProcessEnv = { ...devEnv(secretFile), HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'silent', ...extraEnv }
   const config = loadConfig(env, () => readOrCreateDevSecret(env.DEV_SECRET_FILE ?? '.dev-secret'))
   t.equal(config.jwt.devSecret, true, 'the gateway runs on the dev secret')
-  const app = await buildApp(config)
+  const app = await buildApp(config, { engine: configuredEngine(config) })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(async () => { await app.close() })
   const address = app.server.address()
@@ -224,7 +225,8 @@ void t.test('the demo routes are absent with a configured JWT_SECRET and under N
   const secret = 'a-configured-secret-of-thirty-two-characters'
   const token = await mintDevToken({ secret, sub: 'alice', sessionId: 's1' })
 
-  const configured = await buildApp(loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: secret }))
+  const configuredConfig = loadConfig({ LOG_LEVEL: 'silent', JWT_SECRET: secret })
+  const configured = await buildApp(configuredConfig, { engine: configuredEngine(configuredConfig) })
   t.teardown(async () => { await configured.close() })
   for (const request of demoRequests) {
     const response = await configured.inject({ ...request, headers: { authorization: `Bearer ${token}` }, payload: request.method === 'POST' ? { data: 'x' } : undefined })
@@ -234,7 +236,8 @@ void t.test('the demo routes are absent with a configured JWT_SECRET and under N
   t.throws(() => loadConfig({ NODE_ENV: 'prod', REDIS_URL: 'redis://127.0.0.1:1', ALLOWED_ORIGINS: '*' }, () => 'x'.repeat(32)),
     /JWT_SECRET or JWT_JWKS_URL is required when NODE_ENV=prod/, 'NODE_ENV=prod never runs on the development secret')
   // Nothing listens on the port: the routes are decided at build time, Redis is not needed.
-  const prod = await buildApp(loadConfig({ NODE_ENV: 'prod', LOG_LEVEL: 'silent', JWT_SECRET: secret, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, ALLOWED_ORIGINS: '*' }))
+  const prodConfig = loadConfig({ NODE_ENV: 'prod', LOG_LEVEL: 'silent', JWT_SECRET: secret, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, ALLOWED_ORIGINS: '*' })
+  const prod = await buildApp(prodConfig, { engine: configuredEngine(prodConfig) })
   t.teardown(async () => { await prod.close() })
   for (const request of demoRequests) {
     const response = await prod.inject({ ...request, headers: { authorization: `Bearer ${token}` }, payload: request.method === 'POST' ? { data: 'x' } : undefined })

@@ -8,6 +8,7 @@ import { TEST_SECRET } from '../helpers/tokens.js'
 import { publish } from '../helpers/relay.js'
 import { mintDevToken } from '../../src/server/dev/dev-token.js'
 import { buildApp } from '../../src/server/app.js'
+import { configuredEngine } from '../../src/server/engine/create-engine.js'
 
 /**
  * GET /metrics (SPEC §3, issue 5): after a known flow, the exposition text holds the
@@ -276,7 +277,8 @@ async function closedPort (port: number): Promise<boolean> {
 }
 
 await t.test('METRICS_PORT: /metrics only on the internal port, which opens and closes with the app', async (t) => {
-  const app = await buildApp(testConfig({ METRICS_PORT: '0' }))
+  const config = testConfig({ METRICS_PORT: '0' })
+  const app = await buildApp(config, { engine: configuredEngine(config) })
   await app.listen({ port: 0, host: '127.0.0.1' })
   let closed = false
   t.teardown(async () => { if (!closed) await app.close() })
@@ -319,13 +321,15 @@ await t.test('METRICS_PORT already taken: the app fails to start instead of runn
   await once(blocker, 'listening')
   t.teardown(() => { blocker.close() })
   const port = (blocker.address() as { port: number }).port
-  const app = await buildApp(testConfig({ METRICS_PORT: String(port) }))
+  const config = testConfig({ METRICS_PORT: String(port) })
+  const app = await buildApp(config, { engine: configuredEngine(config) })
   t.teardown(async () => { await app.close() })
   await t.rejects(app.listen({ port: 0, host: '127.0.0.1' }), { code: 'EADDRINUSE' })
 })
 
 await t.test('process metrics (event-loop lag included) come only with processMetrics', async (t) => {
-  const app = await buildApp(testConfig(), { processMetrics: true })
+  const config = testConfig()
+  const app = await buildApp(config, { engine: configuredEngine(config), processMetrics: true })
   t.teardown(async () => { await app.close() })
   const response = await app.inject({ method: 'GET', url: '/metrics' })
   const exposition = new Exposition(response.body)

@@ -42,3 +42,8 @@ export function createEngine (config: EngineConfig, services: EngineServices): E
     isOverloaded: services.isOverloaded
   })
 }
+
+/** The factory buildApp takes for the engine this configuration names. */
+export function configuredEngine (config: EngineConfig): EngineFactory {
+  return (services) => createEngine(config, services)
+}
