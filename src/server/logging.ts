@@ -23,7 +23,7 @@ export function pathOf (url: string | undefined): string {
  * Fastify logger options. Requests are serialized as method + path + id only, so
  * headers (Authorization) and query strings (tickets) never reach a line. No pino
  * `redact`: it costs CPU on every line and the serializers already leave nothing
- * to redact (test/server/logs.test.ts checks the whole flow).
+ * to redact (test/integration/logs.test.ts checks the whole flow).
  */
 export function loggerOptions (level: LogLevel, stream?: DestinationStream): NonNullable<FastifyServerOptions['logger']> {
   return {

@@ -18,7 +18,7 @@ export interface Gateway {
 /**
  * In-process gateways share their event loop with the test's own clients and with
  * the TypeScript loader, so the loop delay admission control reads is the test's,
- * not the gateway's: it is off unless a test sets it (test/server/admission.test.ts).
+ * not the gateway's: it is off unless a test sets it (test/integration/admission.test.ts).
  * Gateways in child processes (the built server) run the shipped default.
  */
 export function testConfig (env: Record<string, string | undefined> = {}): Config {

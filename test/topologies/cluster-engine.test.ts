@@ -1,5 +1,5 @@
 /**
- * The engine and relay contracts (test/engine/contract.ts, relay-contract.ts) run
+ * The engine and relay contracts (test/server/engine/contract.ts, relay-contract.ts) run
  * against RedisEngine on a real 3-master Redis Cluster, and the command observer.
  * Each contract subtest gets its own key prefix, so their keys spread over the
  * three masters like any deployment's.
@@ -11,8 +11,8 @@ import { DEFAULT_RELAY_SETTINGS } from '../../src/server/engine/memory-engine.js
 import type { RedisTopology } from '../../src/server/engine/redis-topology.js'
 import { eventually } from '../helpers/gateway.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
-import { engineContract } from '../engine/contract.js'
-import { relayContract } from '../engine/relay-contract.js'
+import { engineContract } from '../server/engine/contract.js'
+import { relayContract } from '../server/engine/relay-contract.js'
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 

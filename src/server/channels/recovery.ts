@@ -3,7 +3,7 @@
  * what follows a `since`, what a read answers a resume (one, or a batch of one channel),
  * how a live message relates to where a stream stands, and the merge of a replay with
  * the live messages held meanwhile. No I/O and no clock, so each rule is tested on its
- * own (test/channels/recovery.test.ts); the relay, the long-poll and the engines do the
+ * own (test/server/channels/recovery.test.ts); the relay, the long-poll and the engines do the
  * reading, holding and sending.
  */
 import type { ChannelMessage, HistoryRead } from '../engine/engine.js'

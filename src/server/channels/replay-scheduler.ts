@@ -3,7 +3,7 @@
  * (docs/architecture.md, "Resume under an avalanche"). A reconnect avalanche can ask
  * one instance for hundreds of thousands of replayed frames at once (150 resumes of
  * 1000 messages is 150 000); written in one go that stalled the event loop for 2.4 to
- * 3.6 s in test/server/relay-avalanche.test.ts, with no ping, live message or other
+ * 3.6 s in test/integration/relay-avalanche.test.ts, with no ping, live message or other
  * channel served meanwhile. Measured there, a warm turn of 500 frames takes 2–3 ms
  * (about 5 µs per frame), up to ~70 ms on a 2-core machine shared with other loads:
  * short enough that pings stay well under a second, while a replay still moves

@@ -1,7 +1,7 @@
 /**
  * The shared engine behind the gateway (SPEC §1): Redis in production, an embedded
  * memory engine for one instance. Both implement this interface and pass the same
- * contract tests (test/engine/contract.ts and relay-contract.ts), so the rest of the
+ * contract tests (test/server/engine/contract.ts and relay-contract.ts), so the rest of the
  * gateway cannot tell them apart.
  */
 

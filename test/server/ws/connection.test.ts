@@ -1,11 +1,11 @@
 import t from 'tap'
 import { once } from 'node:events'
 import { WebSocketServer } from 'ws'
-import { Connection, type ConnectionLogger, type FrameHandler } from '../../src/server/ws/connection.js'
-import { ChannelAccess } from '../../src/server/channels/channel-access.js'
-import { TokenBucket } from '../../src/server/ws/token-bucket.js'
-import { parseClientFrame } from '../../src/server/ws/protocol.js'
-import { TestClient } from '../helpers/ws-client.js'
+import { Connection, type ConnectionLogger, type FrameHandler } from '../../../src/server/ws/connection.js'
+import { ChannelAccess } from '../../../src/server/channels/channel-access.js'
+import { TokenBucket } from '../../../src/server/ws/token-bucket.js'
+import { parseClientFrame } from '../../../src/server/ws/protocol.js'
+import { TestClient } from '../../helpers/ws-client.js'
 
 void t.test('Connection contains failing frame handlers per connection', async (t) => {
   const logged: Array<{ level: string, obj: Record<string, unknown> }> = []

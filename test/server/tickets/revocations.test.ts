@@ -1,11 +1,11 @@
 import t from 'tap'
-import { MemoryEngine } from '../../src/server/engine/memory-engine.js'
-import { EngineUnavailableError } from '../../src/server/engine/engine.js'
-import { GatewayMetrics } from '../../src/server/metrics/gateway-metrics.js'
-import { Revocations } from '../../src/server/tickets/revocations.js'
-import { TicketService } from '../../src/server/tickets/ticket-service.js'
-import { GatewayError } from '../../src/server/errors.js'
-import { rejectionOf } from '../helpers/async.js'
+import { MemoryEngine } from '../../../src/server/engine/memory-engine.js'
+import { EngineUnavailableError } from '../../../src/server/engine/engine.js'
+import { GatewayMetrics } from '../../../src/server/metrics/gateway-metrics.js'
+import { Revocations } from '../../../src/server/tickets/revocations.js'
+import { TicketService } from '../../../src/server/tickets/ticket-service.js'
+import { GatewayError } from '../../../src/server/errors.js'
+import { rejectionOf } from '../../helpers/async.js'
 
 /** The per-instance mirror of bans (SPEC §3 revokeSeconds) on a real memory engine, with a clock the test moves. */
 

@@ -2,8 +2,8 @@ import t, { type Test } from 'tap'
 import { createServer, type Server } from 'node:http'
 import { once } from 'node:events'
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type KeyLike } from 'jose'
-import { startGateway, type Gateway } from '../helpers/gateway.js'
-import { freePort } from '../helpers/redis-server.js'
+import { startGateway, type Gateway } from '../../helpers/gateway.js'
+import { freePort } from '../../helpers/redis-server.js'
 
 /**
  * JWT_JWKS_URL against a real HTTP server (SPEC §3): a key set that cannot be had

@@ -1,8 +1,8 @@
 import t from 'tap'
 import { SignJWT } from 'jose'
-import { createTokenVerifier } from '../../src/server/auth/token-verifier.js'
-import { GatewayError } from '../../src/server/errors.js'
-import { TEST_SECRET } from '../helpers/tokens.js'
+import { createTokenVerifier } from '../../../src/server/auth/token-verifier.js'
+import { GatewayError } from '../../../src/server/errors.js'
+import { TEST_SECRET } from '../../helpers/tokens.js'
 
 const jwtConfig = { secret: TEST_SECRET, sessionClaim: 'sessionId', clockToleranceSeconds: 0, cacheSize: 100, cacheTtlSeconds: 60, devSecret: false, requireExp: true }
 

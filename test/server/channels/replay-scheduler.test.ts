@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ReplayScheduler, type ReplayJob } from '../../src/server/channels/replay-scheduler.js'
+import { ReplayScheduler, type ReplayJob } from '../../../src/server/channels/replay-scheduler.js'
 
 /** The replay budget (src/server/channels/replay-scheduler.ts): frames per turn of the event loop. */
 

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { EngineUnavailableError, type Engine, type TicketRecord } from '../../src/server/engine/engine.js'
-import { rejectionOf, sleep } from '../helpers/async.js'
+import { EngineUnavailableError, type Engine, type TicketRecord } from '../../../src/server/engine/engine.js'
+import { rejectionOf, sleep } from '../../helpers/async.js'
 
 export interface EngineUnderTest {
   readonly engine: Engine

@@ -1,6 +1,6 @@
 import t from 'tap'
-import type { ChannelMessage, HistoryRead } from '../../src/server/engine/engine.js'
-import type { ChannelPosition } from '../../src/protocol/offsets.js'
+import type { ChannelMessage, HistoryRead } from '../../../src/server/engine/engine.js'
+import type { ChannelPosition } from '../../../src/protocol/offsets.js'
 import {
   ReplayMerge,
   advance,
@@ -14,7 +14,7 @@ import {
   type BatchRead,
   type HistoryHint,
   type MergeStep
-} from '../../src/server/channels/recovery.js'
+} from '../../../src/server/channels/recovery.js'
 
 /**
  * The pure rules of recovery (src/server/channels/recovery.ts), without a gateway:

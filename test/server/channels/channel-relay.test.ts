@@ -1,12 +1,12 @@
 import t, { type Test } from 'tap'
-import type { ServerFrame } from '../../src/protocol/frames.js'
-import { ChannelAccess } from '../../src/server/channels/channel-access.js'
-import { ChannelRelay } from '../../src/server/channels/channel-relay.js'
-import type { ChannelSubscriber } from '../../src/server/channels/channel-subscriber.js'
-import { LongPoll } from '../../src/server/channels/long-poll.js'
-import { MemoryEngine } from '../../src/server/engine/memory-engine.js'
-import type { EngineLogger } from '../../src/server/engine/engine.js'
-import { eventually } from '../helpers/gateway.js'
+import type { ServerFrame } from '../../../src/protocol/frames.js'
+import { ChannelAccess } from '../../../src/server/channels/channel-access.js'
+import { ChannelRelay } from '../../../src/server/channels/channel-relay.js'
+import type { ChannelSubscriber } from '../../../src/server/channels/channel-subscriber.js'
+import { LongPoll } from '../../../src/server/channels/long-poll.js'
+import { MemoryEngine } from '../../../src/server/engine/memory-engine.js'
+import type { EngineLogger } from '../../../src/server/engine/engine.js'
+import { eventually } from '../../helpers/gateway.js'
 
 /**
  * The channel layer on its own (no socket, no Fastify): any object with an identity,

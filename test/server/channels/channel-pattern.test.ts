@@ -1,6 +1,6 @@
 import t from 'tap'
-import { ChannelPattern, ChannelPatternList } from '../../src/server/channels/channel-pattern.js'
-import { ChannelAccess, channelPatternsOf } from '../../src/server/channels/channel-access.js'
+import { ChannelPattern, ChannelPatternList } from '../../../src/server/channels/channel-pattern.js'
+import { ChannelAccess, channelPatternsOf } from '../../../src/server/channels/channel-access.js'
 
 await t.test('the SPEC §5 grammar, case by case', async (t) => {
   const table: Array<[pattern: string, name: string, matches: boolean]> = [

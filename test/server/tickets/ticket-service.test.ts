@@ -1,8 +1,8 @@
 import t from 'tap'
-import { MemoryEngine } from '../../src/server/engine/memory-engine.js'
-import { GatewayMetrics } from '../../src/server/metrics/gateway-metrics.js'
-import { TicketService } from '../../src/server/tickets/ticket-service.js'
-import { Revocations } from '../../src/server/tickets/revocations.js'
+import { MemoryEngine } from '../../../src/server/engine/memory-engine.js'
+import { GatewayMetrics } from '../../../src/server/metrics/gateway-metrics.js'
+import { TicketService } from '../../../src/server/tickets/ticket-service.js'
+import { Revocations } from '../../../src/server/tickets/revocations.js'
 
 await t.test('tickets drawn from the random pool are distinct across refills, and each consumes once', async (t) => {
   const engine = new MemoryEngine()

@@ -12,9 +12,9 @@ import {
   type ChannelMessage,
   type Engine,
   type RelaySettings
-} from '../../src/server/engine/engine.js'
-import { eventually } from '../helpers/gateway.js'
-import { rejectionOf, sleep } from '../helpers/async.js'
+} from '../../../src/server/engine/engine.js'
+import { eventually } from '../../helpers/gateway.js'
+import { rejectionOf, sleep } from '../../helpers/async.js'
 
 export interface RelayUnderTest {
   readonly engine: Engine
