@@ -13,18 +13,28 @@
 FROM node:24.21.0-bookworm-slim AS base
 WORKDIR /app
 
+# The SDK and React packages are npm workspaces (packages/*); the image needs only the
+# root package: --workspaces=false --include-workspace-root installs it alone (npm ci
+# still reads the workspaces' package.json files, so they are copied first). The demo's
+# browser bundle is built from the client's sources (scripts/build-assets.mjs).
 FROM base AS build
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+COPY packages/client/package.json ./packages/client/
+COPY packages/react/package.json ./packages/react/
+RUN npm ci --workspaces=false --include-workspace-root --no-audit --no-fund
 COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY src ./src
+COPY packages/client/src ./packages/client/src
 RUN npm run build
 
 FROM base AS prod-deps
 COPY package.json package-lock.json ./
+COPY packages/client/package.json ./packages/client/
+COPY packages/react/package.json ./packages/react/
 # --ignore-scripts: no production dependency needs an install script, and none may run one.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+# Without the workspaces: no links to packages/ (not in the image) and no React.
+RUN npm ci --omit=dev --ignore-scripts --workspaces=false --include-workspace-root --no-audit --no-fund \
   && npm cache clean --force
 
 FROM base AS runtime

@@ -7,12 +7,12 @@ import { build } from 'esbuild'
 cpSync('src/server/engine/lua', 'dist/server/engine/lua', { recursive: true })
 
 const result = await build({
-  entryPoints: ['src/client/index.ts'],
+  entryPoints: ['packages/client/src/index.ts'],
   outfile: 'dist/browser/realtime-gateway.js',
   bundle: true,
   format: 'esm',
   platform: 'browser',
-  target: ['es2020'],
+  target: ['es2022'],
   minify: true,
   sourcemap: true,
   metafile: true,

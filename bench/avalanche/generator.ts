@@ -9,7 +9,7 @@
  */
 import { SignJWT } from 'jose'
 import WebSocket from 'ws'
-import type * as Sdk from '../../src/client/index.js'
+import type * as Sdk from '../../packages/client/src/index.js'
 import {
   now,
   type ClientRecord, type FromGenerator, type LedgerSummary, type PhaseTallies, type PublishedEntry, type Tally, type ToGenerator

@@ -2,7 +2,8 @@
  * The import rules of docs/architecture.md, checked on the source itself so a change
  * that breaks them fails here rather than in a later review: no cycle, the domain
  * folders free of Fastify, ioredis, metrics and engine implementations, routes free of
- * engine implementations, the client SDK on protocol/ alone, and no file too large to read.
+ * engine implementations, the client SDK on the dependency-free protocol files alone, and
+ * no file too large to read.
  */
 import t from 'tap'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
@@ -32,7 +33,8 @@ interface SourceFile {
   readonly localImports: readonly string[]
 }
 
-const files: SourceFile[] = sourceFiles(join(projectRoot, 'src')).map((absolute) => {
+const roots = ['src', 'packages/client/src', 'packages/react/src']
+const files: SourceFile[] = roots.flatMap((root) => sourceFiles(join(projectRoot, root))).map((absolute) => {
   const text = readFileSync(absolute, 'utf8')
   const specifiers = [...text.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'/gm)].map((match) => match[1]!)
   return {
@@ -79,11 +81,19 @@ await t.test('routes import no engine implementation', async (t) => {
   t.strictSame(violations(/^src\/server\/routes\//, /memory-engine|redis-|create-engine|^ioredis/), [])
 })
 
-await t.test('the client SDK imports only its own files and protocol/', async (t) => {
-  t.strictSame(violations(/^src\/client\//, /^(?!\.\/|\.\.\/protocol\/)/), [])
+/** The protocol files the client SDK's build bundles in (packages/client/build.mjs). */
+const CLIENT_PROTOCOL = /^\.\.\/\.\.\/\.\.\/src\/protocol\/(codes|offsets|server-frames)\.js$/
+
+await t.test('the client SDK imports only its own files and the dependency-free protocol files', async (t) => {
+  t.strictSame(violations(/^packages\/client\/src\//, /^(?!\.\/)/).filter((line) => !CLIENT_PROTOCOL.test(line.split(' imports ')[1]!)), [])
+  t.strictSame(violations(/^src\/protocol\/(codes|offsets|server-frames)\.ts$/, /./), [], 'those protocol files import nothing')
+})
+
+await t.test('the React bindings import only React, the client package and their own files', async (t) => {
+  t.strictSame(violations(/^packages\/react\/src\//, /^(?!\.\/|react$|react\/|@realtime-gateway\/client$)/), [])
 })
 
 await t.test(`no source file is over ${MAX_LINES} lines (the client facade ${MAX_FACADE_LINES})`, async (t) => {
-  const over = files.filter((file) => file.lines > (file.path === 'src/client/realtime-client.ts' ? MAX_FACADE_LINES : MAX_LINES))
+  const over = files.filter((file) => file.lines > (file.path === 'packages/client/src/realtime-client.ts' ? MAX_FACADE_LINES : MAX_LINES))
   t.strictSame(over.map((file) => `${file.path}: ${file.lines} lines`), [])
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Backoff } from '../../src/client/backoff.js'
+import { Backoff } from '../../packages/client/src/backoff.js'
 
 await t.test('ceilings double from 1 s to the 16 s cap; full jitter scales them', async (t) => {
   const top = new Backoff({ random: () => 0.999999 })

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { gatewayErrorOf, gatewayRequest, retryAfterMs } from '../../src/client/http.js'
-import { ConnectionError } from '../../src/client/errors.js'
+import { gatewayErrorOf, gatewayRequest, retryAfterMs } from '../../packages/client/src/http.js'
+import { ConnectionError } from '../../packages/client/src/errors.js'
 
 function answer (headers: Record<string, string>): Pick<Response, 'headers'> {
   return { headers: new Headers(headers) }

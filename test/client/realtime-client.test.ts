@@ -8,9 +8,9 @@ import { publish, serviceToken } from '../helpers/relay.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { rejectionOf, sleep } from '../helpers/async.js'
 import { TestClient } from '../helpers/ws-client.js'
-import { RealtimeClient, type RealtimeClientOptions, type ChannelMessage, type ClientStatus } from '../../src/client/realtime-client.js'
-import { AuthenticationError, ConnectionError, GatewayClientError, TicketError } from '../../src/client/errors.js'
-import type { WebSocketConstructor } from '../../src/client/websocket.js'
+import { RealtimeClient, type RealtimeClientOptions, type ChannelMessage, type ClientStatus } from '../../packages/client/src/realtime-client.js'
+import { AuthenticationError, ConnectionError, GatewayClientError, TicketError } from '../../packages/client/src/errors.js'
+import type { WebSocketConstructor } from '../../packages/client/src/websocket.js'
 
 const redis = await RedisServer.start()
 t.teardown(async () => { await redis.stop() })

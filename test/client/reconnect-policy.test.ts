@@ -1,6 +1,6 @@
 import t from 'tap'
-import { ReconnectPolicy, closeActionOf, type AttemptOutcome } from '../../src/client/reconnect-policy.js'
-import { AuthenticationError, ConnectionError, TicketError } from '../../src/client/errors.js'
+import { ReconnectPolicy, closeActionOf, type AttemptOutcome } from '../../packages/client/src/reconnect-policy.js'
+import { AuthenticationError, ConnectionError, TicketError } from '../../packages/client/src/errors.js'
 import { codes, type CodeDefinition } from '../../src/protocol/codes.js'
 
 function closed (code: number, reason = '', established = false): AttemptOutcome & { kind: 'closed' } {

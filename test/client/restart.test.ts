@@ -8,8 +8,8 @@ import { ensureBuilt, projectRoot } from '../helpers/build.js'
 import { TEST_SECRET, userToken } from '../helpers/tokens.js'
 import { publish } from '../helpers/relay.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-import { RealtimeClient, type ChannelMessage } from '../../src/client/realtime-client.js'
-import type { GatewayClientError } from '../../src/client/errors.js'
+import { RealtimeClient, type ChannelMessage } from '../../packages/client/src/realtime-client.js'
+import type { GatewayClientError } from '../../packages/client/src/errors.js'
 
 // A rolling restart as Kubernetes does it: the load balancer stops sending new
 // connections to the old pod, which then gets SIGTERM and closes its sockets with

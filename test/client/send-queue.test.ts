@@ -1,6 +1,6 @@
 import t from 'tap'
-import { SendQueue } from '../../src/client/send-queue.js'
-import { GatewayClientError } from '../../src/client/errors.js'
+import { SendQueue } from '../../packages/client/src/send-queue.js'
+import { GatewayClientError } from '../../packages/client/src/errors.js'
 import { sleep } from '../helpers/async.js'
 
 function harness (options: { maxPending?: number, maxPayloadBytes?: number } = {}): { queue: SendQueue, written: string[] } {

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { SubscribeRequests } from '../../src/client/subscribe-requests.js'
-import { GatewayClientError } from '../../src/client/errors.js'
+import { SubscribeRequests } from '../../packages/client/src/subscribe-requests.js'
+import { GatewayClientError } from '../../packages/client/src/errors.js'
 import { sleep } from '../helpers/async.js'
 
 function harness (): { requests: SubscribeRequests, written: string[] } {

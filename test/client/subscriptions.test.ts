@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Subscriptions } from '../../src/client/subscriptions.js'
+import { Subscriptions } from '../../packages/client/src/subscriptions.js'
 
 function harness (): { subscriptions: Subscriptions, delivered: Array<[string, unknown, string]>, lost: string[] } {
   const delivered: Array<[string, unknown, string]> = []

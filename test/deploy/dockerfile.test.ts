@@ -86,15 +86,15 @@ void t.test('multi-stage from one pinned Node LTS base', async (t) => {
 
 void t.test('npm ci with dev dependencies, then the build; production dependencies installed apart', async (t) => {
   const build = stageNamed('build')!
-  t.same(runs(build), ['npm ci --no-audit --no-fund', 'npm run build'])
-  t.same(runs(stageNamed('prod-deps')!), ['npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force'])
+  t.same(runs(build), ['npm ci --workspaces=false --include-workspace-root --no-audit --no-fund', 'npm run build'])
+  t.same(runs(stageNamed('prod-deps')!), ['npm ci --omit=dev --ignore-scripts --workspaces=false --include-workspace-root --no-audit --no-fund && npm cache clean --force'])
   t.notOk(stageEnv(stages, build).NODE_ENV, 'no NODE_ENV=production while dev dependencies install')
 })
 
 void t.test('the build stage gets every input of `npm run build` from the build context', async (t) => {
   const build = stageNamed('build')!
   const sources = copies(build).flatMap((copy) => copy.from === null ? copy.sources : [])
-  t.same(sources, ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts', 'src'])
+  t.same(sources, ['package.json', 'package-lock.json', 'packages/client/package.json', 'packages/react/package.json', 'tsconfig.json', 'scripts', 'src', 'packages/client/src'])
   const script = (JSON.parse(readText('package.json')) as { scripts: Record<string, string> }).scripts.build!
   for (const project of [...script.matchAll(/tsc -p (\S+)/g)].map((match) => match[1]!)) {
     t.ok(sources.includes(project), `${project} (used by npm run build) is copied`)
@@ -159,7 +159,7 @@ void t.test('.dockerignore keeps dev files, secrets and local builds out of the 
     'README.md', 'src/server/.dev-secret', 'src/node_modules/x.js', 'npm-debug.log']) {
     t.ok(dockerignored(rules, path), `${path} is left out`)
   }
-  for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build-assets.mjs', 'src', 'src/server/main.ts', 'src/server/engine/lua/publish.lua', 'src/client/index.ts']) {
+  for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'scripts/build-assets.mjs', 'src', 'src/server/main.ts', 'src/server/engine/lua/publish.lua', 'packages/client/src/index.ts', 'packages/client/package.json', 'packages/react/package.json']) {
     t.notOk(dockerignored(rules, path), `${path} is sent`)
   }
 })

@@ -9,6 +9,10 @@ export const projectRoot = fileURLToPath(new URL('../../', import.meta.url))
  * dist/ is missing, so it always runs what `npm start` and the image would run.
  */
 export function ensureBuilt (): void {
-  if (existsSync(new URL('../../dist/server/main.js', import.meta.url)) && existsSync(new URL('../../dist/browser/realtime-gateway.js', import.meta.url))) return
-  execFileSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'ignore' })
+  if (!existsSync(new URL('../../dist/server/main.js', import.meta.url)) || !existsSync(new URL('../../dist/browser/realtime-gateway.js', import.meta.url))) {
+    execFileSync('npm', ['run', 'build'], { cwd: projectRoot, stdio: 'ignore' })
+  }
+  if (!existsSync(new URL('../../packages/client/dist/index.js', import.meta.url)) || !existsSync(new URL('../../packages/react/dist/index.js', import.meta.url))) {
+    execFileSync('npm', ['run', 'build:packages'], { cwd: projectRoot, stdio: 'ignore' })
+  }
 }

@@ -29,12 +29,12 @@ function reactVersion (version: ReactVersion): Plugin {
 }
 
 /**
- * Until packages/client exists, `@realtime-gateway/client` is the repo's src/client
- * (as packages/react/tsconfig.json maps it); `@realtime-gateway/react` is the
+ * `@realtime-gateway/client` is its workspace's source (as packages/react/tsconfig.json
+ * maps it); `@realtime-gateway/react` is the
  * package's source, so the tests need no build first.
  */
 const alias = {
-  '@realtime-gateway/client': `${root}src/client/index.ts`,
+  '@realtime-gateway/client': `${root}packages/client/src/index.ts`,
   '@realtime-gateway/react': `${packageDir}/src/index.ts`
 }
 

@@ -1,4 +1,4 @@
-import { formatOffset, parseOffset, type ChannelPosition } from '../protocol/offsets.js'
+import { formatOffset, parseOffset, type ChannelPosition } from '../../../src/protocol/offsets.js'
 
 /**
  * The client's channel state (SPEC §6 resume): the last offset seen per channel, the

@@ -1,7 +1,7 @@
 import { Backoff, type BackoffOptions } from './backoff.js'
 import { AuthenticationError, ConnectionError, TicketError, type GatewayClientError } from './errors.js'
-import { codes, type ClientAction, type CodeDefinition } from '../protocol/codes.js'
-import type { ErrorFrame } from '../protocol/frames.js'
+import { codes, type ClientAction, type CodeDefinition } from '../../../src/protocol/codes.js'
+import type { ErrorFrame } from '../../../src/protocol/server-frames.js'
 
 /** How one attempt ended: the policy decides what comes next from it. */
 export type AttemptOutcome =

@@ -15,7 +15,7 @@ import { TicketManager } from './ticket-manager.js'
 import { defaultPageEnvironment, watchPage } from './visibility.js'
 import { Waiters } from './waiters.js'
 import type { WebSocketConstructor } from './websocket.js'
-import type { ErrorFrame, ServerFrame, SessionEstablishedFrame } from '../protocol/frames.js'
+import type { ErrorFrame, ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
 
 export type { ChannelMessage, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
 export type { ConnectionStatus } from './connection-status.js'

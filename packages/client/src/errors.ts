@@ -1,4 +1,4 @@
-import { codes, type ClientAction, type CodeDefinition } from '../protocol/codes.js'
+import { codes, type ClientAction, type CodeDefinition } from '../../../src/protocol/codes.js'
 
 /** Base of the SDK's typed errors: a machine `code` and what to do about it. */
 export class GatewayClientError extends Error {

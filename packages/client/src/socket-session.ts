@@ -2,7 +2,7 @@ import { asClientError } from './errors.js'
 import type { ClientLogger } from './logger.js'
 import type { AttemptOutcome } from './reconnect-policy.js'
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from './websocket.js'
-import type { ErrorFrame, ServerFrame, SessionEstablishedFrame } from '../protocol/frames.js'
+import type { ErrorFrame, ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
 
 export interface SocketSessionOptions {
   readonly WebSocket: WebSocketConstructor

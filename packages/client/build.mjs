@@ -1,0 +1,26 @@
+// Builds @realtime-gateway/client (SPEC §6, §15): one ES module for bundlers and Node
+// (dist/index.js), one minified ES module for <script type="module"> (the browser
+// bundle) and the type declarations. The protocol files the SDK uses live with the
+// server (src/protocol: codes, offsets, server frames; none imports anything) and are
+// bundled in, so the package has no dependency and never pulls in TypeBox or server code.
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import { relative } from 'node:path'
+import process from 'node:process'
+import { URL, fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
+
+const here = fileURLToPath(new URL('.', import.meta.url))
+rmSync(new URL('dist', import.meta.url), { recursive: true, force: true })
+
+const shared = { entryPoints: [`${here}src/index.ts`], bundle: true, format: 'esm', target: ['es2022'], metafile: true, legalComments: 'none', logLevel: 'warning' }
+const results = await Promise.all([
+  build({ ...shared, outfile: `${here}dist/index.js`, platform: 'neutral', sourcemap: true }),
+  build({ ...shared, outfile: `${here}dist/realtime-gateway.min.js`, platform: 'browser', minify: true })
+])
+
+// Anything from node_modules in a bundle would be a runtime dependency: fail the build.
+const dependencies = results.flatMap((result) => Object.keys(result.metafile.inputs)).filter((input) => input.includes('node_modules'))
+if (dependencies.length > 0) throw new Error(`the SDK bundle pulls in dependencies: ${dependencies.map((input) => relative(here, input)).join(', ')}`)
+
+execFileSync(process.execPath, [fileURLToPath(import.meta.resolve('typescript/bin/tsc')), '-p', `${here}tsconfig.json`], { stdio: 'inherit' })

@@ -1,0 +1,57 @@
+/**
+ * The frames the gateway sends (SPEC §4–§5), as one union tagged by `type`. Plain
+ * types with no imports: the client SDK's build takes this file as it is, without
+ * TypeBox (the client frames' schemas live in frames.ts).
+ */
+export interface SessionEstablishedFrame {
+  type: 'session_established'
+  connectionId: string
+  userId: string
+  sessionId: string
+  heartbeatIntervalMs: number
+  serverTime: string
+}
+
+export interface PongFrame {
+  type: 'pong'
+  id?: string | number
+}
+
+export interface ErrorFrame {
+  type: 'error'
+  code: string
+  message?: string
+  id?: string | number
+}
+
+export interface SubscribedFrame {
+  type: 'subscribed'
+  channel: string
+  id?: string | number
+  /** Messages that follow have later offsets; resume from here. */
+  offset: string
+  /** False: `since` predates the retained history (or the history was lost). */
+  recovered: boolean
+}
+
+export interface UnsubscribedFrame {
+  type: 'unsubscribed'
+  channel: string
+  id?: string | number
+}
+
+/** Delivery: `{"type":"message","channel","offset","data"}` (serialized once per message, see hub). */
+export interface MessageFrame {
+  type: 'message'
+  channel: string
+  offset: string
+  data: unknown
+}
+
+export interface AckFrame {
+  type: 'ack'
+  id: string | number
+}
+
+/** Every frame the gateway sends, tagged by `type`. */
+export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | MessageFrame | AckFrame
