@@ -1,5 +1,5 @@
 import { ChannelSet, type SubscribeOptions } from './channel-set.js'
-import type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+import type { ChannelMap, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
 import type { ConnectionStatus } from './connection-status.js'
 import { asClientError, ConnectionError, GatewayClientError } from './errors.js'
 import { Emitter } from './events.js'
@@ -25,6 +25,15 @@ export type { RealtimeClientOptions } from './realtime-client-options.js'
 export type { SubscribedInfo } from './subscribe-requests.js'
 
 /**
+ * The trust boundary of the Messages map: the SDK does not check `data` at run time,
+ * the app vouches for what its channels carry. The same function comes back, so `off`
+ * finds what `on` added.
+ */
+function untyped<Messages extends ChannelMap, Name extends keyof ClientEvents> (listener: (payload: ClientEvents<Messages>[Name]) => void): (payload: ClientEvents[Name]) => void {
+  return listener as (payload: ClientEvents[Name]) => void
+}
+
+/**
  * A self-healing connection to the gateway (SPEC §6): fresh ticket per connect,
  * reconnect with full-jitter backoff, close codes read as auth vs network failures,
  * resume by offset, acknowledged sends retried with the same id, and a polling
@@ -39,7 +48,8 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
   readonly #options: RealtimeClientOptions
   readonly #WebSocket: WebSocketConstructor
   readonly #tickets: TicketManager
-  readonly #events: Emitter<ClientEvents<Messages>>
+  /** Untyped inside: `Messages` is the app's word about `data`, applied where listeners are added. */
+  readonly #events: Emitter<ClientEvents>
   readonly #channels: ChannelSet
   readonly #sends: SendQueue
   readonly #policy: ReconnectPolicy
@@ -60,7 +70,7 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
     this.#WebSocket = WebSocketImpl
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis)
     this.#tickets = options.tickets ?? new TicketManager({ ...options.ticketOptions, baseUrl: options.url, getToken: options.getToken, fetch: fetchImpl })
-    this.#events = new Emitter<ClientEvents<Messages>>((err, event) => {
+    this.#events = new Emitter<ClientEvents>((err, event) => {
       this.#log('error', 'an event listener threw; the connection carries on', { event: String(event), error: String(err) })
     })
     // One counter for send and subscribe ids, so no two requests of a client share one.
@@ -73,8 +83,7 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
       status: () => this.#status,
       session: () => this.#session,
       poller: () => this.#poller,
-      // The trust boundary of the Messages map: the app vouches for what its channels carry.
-      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data } as ChannelMessage<Messages>) },
+      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data }) },
       onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) },
       onSubscribed: (info) => { this.#events.emit('subscribed', info) },
       onRefused: (error) => { this.#events.emit('error', error) },
@@ -105,12 +114,12 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
     return this.#tickets
   }
 
-  on<Name extends keyof ClientEvents<Messages>>(event: Name, listener: (payload: ClientEvents<Messages>[Name]) => void): () => void {
-    return this.#events.on(event, listener)
+  on<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents<Messages>[Name]) => void): () => void {
+    return this.#events.on(event, untyped(listener))
   }
 
-  off<Name extends keyof ClientEvents<Messages>>(event: Name, listener: (payload: ClientEvents<Messages>[Name]) => void): void {
-    this.#events.off(event, listener)
+  off<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents<Messages>[Name]) => void): void {
+    this.#events.off(event, untyped(listener))
   }
 
   /**

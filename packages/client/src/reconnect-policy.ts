@@ -79,7 +79,7 @@ export class ReconnectPolicy {
     const error = errorOf(outcome, action)
     if (error instanceof AuthenticationError) return { kind: 'stop', error }
     if (outcome.kind === 'closed' && action === 'reauth') {
-      if (this.#ticketRetried) return { kind: 'stop', error: new AuthenticationError(error.code, 'the gateway refused a fresh ticket', { status: outcome.code }) }
+      if (this.#ticketRetried) return { kind: 'stop', error: new AuthenticationError(error.code, `the gateway refused a fresh ticket too; ${error.message}`, { status: outcome.code, cause: error }) }
       // The refused ticket was marked used when its socket opened: the retry fetches a new one.
       this.#ticketRetried = true
       return { kind: 'fresh-ticket' }
