@@ -1,6 +1,6 @@
 import t from 'tap'
 import { gatewayErrorOf, gatewayRequest, retryAfterMs } from '../../packages/client/src/http.js'
-import { ConnectionError } from '../../packages/client/src/errors.js'
+import { ConnectionError, describeUrl, redactTicket } from '../../packages/client/src/errors.js'
 
 function answer (headers: Record<string, string>): Pick<Response, 'headers'> {
   return { headers: new Headers(headers) }
@@ -18,11 +18,18 @@ await t.test('Retry-After: seconds to ms, capped at a minute; absent or not posi
   t.equal(retryAfterMs(answer({ 'retry-after': 'Infinity' })), undefined)
 })
 
-await t.test('a network failure is a ConnectionError NETWORK_ERROR with the cause kept', async (t) => {
-  const cause = new TypeError('fetch failed')
-  const error = await gatewayRequest({ fetch: async () => { throw cause }, url: 'http://gateway/x', timeoutMs: 1000 }).catch((err: unknown) => err)
+await t.test('a network failure is a ConnectionError NETWORK_ERROR naming the URL (no query) and the cause', async (t) => {
+  const cause = new TypeError('fetch failed', { cause: new Error('connect ECONNREFUSED 10.0.0.1:443') })
+  const error = await gatewayRequest({ fetch: async () => { throw cause }, url: 'https://gateway.example/v1/poll?channel=a&since=E1:2', init: { method: 'POST' }, timeoutMs: 1000 }).catch((err: unknown) => err)
   t.ok(error instanceof ConnectionError)
   t.match(error, { code: 'NETWORK_ERROR', cause })
+  t.equal((error as Error).message, 'the gateway could not be reached: POST https://gateway.example/v1/poll (fetch failed: connect ECONNREFUSED 10.0.0.1:443)')
+})
+
+await t.test('describeUrl drops query, fragment and user info; redactTicket blanks any ticket', async (t) => {
+  t.equal(describeUrl('ws://user:pw@gw:8080/ws?ticket=secret#x'), 'ws://gw:8080/ws')
+  t.equal(describeUrl('not a url?ticket=secret'), 'not a url')
+  t.equal(redactTicket("Invalid URL: 'ws://gw/ws?ticket=abc.def&x=1'"), "Invalid URL: 'ws://gw/ws?ticket=[redacted]&x=1'")
 })
 
 /** fetch that never answers until its signal aborts. */
@@ -33,7 +40,8 @@ const hanging: typeof fetch = async (_input, init) => await new Promise<Response
 await t.test('no answer within the timeout aborts the request: NETWORK_ERROR', async (t) => {
   const started = Date.now()
   const error = await gatewayRequest({ fetch: hanging, url: 'http://gateway/x', timeoutMs: 50 }).catch((err: unknown) => err)
-  t.match(error, { code: 'NETWORK_ERROR' })
+  t.match(error, { code: 'NETWORK_ERROR', message: 'the gateway could not be reached: GET http://gateway/x (no answer within 50 ms)' })
+  t.ok((error as Error).cause instanceof Error)
   t.ok(Date.now() - started < 1000)
 })
 

@@ -28,7 +28,7 @@ await t.test('4401 (reauth): one fresh ticket at once, then AuthenticationError;
   t.same(policy.decide(closed(4401, 'WS_TICKET_INVALID'), false), { kind: 'fresh-ticket' })
   const second = policy.decide(closed(4401, 'WS_TICKET_INVALID'), false)
   t.ok(second.kind === 'stop' && second.error instanceof AuthenticationError)
-  t.match(second, { kind: 'stop', error: { code: 'WS_TICKET_INVALID', status: 4401, message: 'the gateway refused a fresh ticket' } })
+  t.match(second, { kind: 'stop', error: { code: 'WS_TICKET_INVALID', status: 4401, message: /^the gateway refused a fresh ticket too; / } })
   t.equal(policy.attempts, 0, 'a refused ticket is no failed attempt')
 
   const again = new ReconnectPolicy()

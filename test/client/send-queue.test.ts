@@ -13,13 +13,13 @@ function harness (options: { maxPending?: number, maxPayloadBytes?: number } = {
 await t.test('a send is written with a client-unique id and resolves on its ack', async (t) => {
   const { queue, written } = harness()
   let acked = false
-  const sent = queue.send({ n: 1 }, true).then(() => { acked = true })
+  const sent = queue.send({ n: 1 }, true).then((ack) => { acked = true; return ack })
   t.same(written, ['{"type":"send","id":"c1-1","data":{"n":1}}'])
   t.equal(queue.size, 1)
   await sleep(1)
   t.notOk(acked)
   queue.ack('c1-1')
-  await sent
+  t.same(await sent, { id: 'c1-1' }, 'resolves to the ack: the id it went out with')
   t.equal(queue.size, 0)
 })
 

@@ -4,11 +4,27 @@ import type { SubscribedInfo } from './subscribe-requests.js'
 /** What a RealtimeClient reports (`client.on(name, listener)`), by event name. */
 export type ClientStatus = 'connecting' | 'open' | 'reconnecting' | 'polling' | 'closed'
 
-export interface ChannelMessage {
-  readonly channel: string
-  readonly offset: string
-  readonly data: unknown
-}
+/**
+ * What an app says its channels carry, e.g. `{ 'chat:lobby': { text: string } }`; a
+ * family of channels takes a template-literal key (room:${string}). The SDK does
+ * not check `data` at run time: the type is the app's word for what its backends publish.
+ */
+export type ChannelMap = object
+
+/** The channel names of `Messages`, as `subscribe` takes them. */
+export type ChannelName<Messages extends ChannelMap> = keyof Messages & string
+
+/**
+ * A delivered message; with a `Messages` map, a union discriminated by `channel`, so
+ * checking `message.channel` narrows `data`. Without one: any channel, `data: unknown`.
+ */
+export type ChannelMessage<Messages extends ChannelMap = Record<string, unknown>> = {
+  readonly [Channel in ChannelName<Messages>]: {
+    readonly channel: Channel
+    readonly offset: string
+    readonly data: Messages[Channel]
+  }
+}[ChannelName<Messages>]
 
 export interface SessionInfo {
   readonly connectionId: string
@@ -16,10 +32,10 @@ export interface SessionInfo {
   readonly sessionId: string
 }
 
-export interface ClientEvents {
+export interface ClientEvents<Messages extends ChannelMap = Record<string, unknown>> {
   status: ClientStatus
   session: SessionInfo
-  message: ChannelMessage
+  message: ChannelMessage<Messages>
   subscribed: SubscribedInfo
   /** A resume could not replay what was missed (`recovered:false`). */
   recoveryFailed: { readonly channel: string }

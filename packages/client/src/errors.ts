@@ -32,8 +32,41 @@ export class ConnectionError extends GatewayClientError {
   override name = 'ConnectionError'
 }
 
-/** Anything thrown on the way to a socket, as the SDK's typed error. */
-export function asClientError (err: unknown): GatewayClientError {
+/** Anything thrown on the way to a socket, as the SDK's typed error (naming `url` when known). */
+export function asClientError (err: unknown, url?: string): GatewayClientError {
   if (err instanceof GatewayClientError) return err
-  return new ConnectionError('NETWORK_ERROR', err instanceof Error ? err.message : String(err), { cause: err })
+  const what = redactTicket(err instanceof Error ? causeText(err) : String(err))
+  const message = url === undefined ? what : `could not connect to ${describeUrl(url)}${what === '' ? '' : ` (${what})`}`
+  return new ConnectionError('NETWORK_ERROR', message, { cause: safeCause(err) })
+}
+
+/**
+ * `url` as error messages may show it: no query (a WebSocket URL carries `?ticket=`,
+ * a single-use credential, SPEC §4), no fragment, no user info.
+ */
+export function describeUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+  } catch {
+    return url.replace(/[?#].*$/s, '')
+  }
+}
+
+/** Any `ticket=…` in `text`, blanked: what a platform error says about a URL must not leak it. */
+export function redactTicket (text: string): string {
+  return text.replace(/ticket=[^&\s'"]*/g, 'ticket=[redacted]')
+}
+
+/** The underlying cause in words, with its own cause (fetch's "fetch failed" says little alone). */
+export function causeText (cause: unknown): string {
+  if (!(cause instanceof Error)) return ''
+  const inner = cause.cause instanceof Error && cause.cause.message !== '' ? `: ${cause.cause.message}` : ''
+  return redactTicket(`${cause.message}${inner}`)
+}
+
+/** A cause safe to keep: an Error whose message shows a ticket is replaced by one that does not. */
+export function safeCause<Cause> (cause: Cause): Cause | Error {
+  if (cause instanceof Error && cause.message.includes('ticket=')) return new Error(redactTicket(cause.message))
+  return cause
 }

@@ -1,4 +1,4 @@
-import { ConnectionError } from './errors.js'
+import { causeText, ConnectionError, describeUrl } from './errors.js'
 
 export interface GatewayRequestOptions {
   readonly fetch: typeof fetch
@@ -26,7 +26,11 @@ export async function gatewayRequest (options: GatewayRequestOptions): Promise<R
   try {
     return await options.fetch(options.url, { ...options.init, signal: request.signal })
   } catch (err) {
-    throw new ConnectionError('NETWORK_ERROR', 'the gateway could not be reached', { cause: err })
+    // Aborted by the timer, not by the caller: say so (the abort error itself says only "aborted").
+    const timedOut = request.signal.aborted && options.signal?.aborted !== true
+    const why = timedOut ? `no answer within ${options.timeoutMs} ms` : causeText(err)
+    const target = `${options.init?.method ?? 'GET'} ${describeUrl(options.url)}`
+    throw new ConnectionError('NETWORK_ERROR', `the gateway could not be reached: ${target}${why === '' ? '' : ` (${why})`}`, { cause: err })
   } finally {
     clearTimeout(timer)
     options.signal?.removeEventListener('abort', cancel)

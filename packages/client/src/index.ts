@@ -1,5 +1,5 @@
 /**
- * realtime-gateway/client: the browser and Node SDK (SPEC §6). Zero runtime
+ * @realtime-gateway/client: the browser and Node SDK (SPEC §6). Zero runtime
  * dependencies: fetch and WebSocket are the platform's, or injected.
  */
 export {
@@ -8,7 +8,11 @@ export {
   type ClientStatus,
   type ClientEvents,
   type ChannelMessage,
+  type ChannelMap,
+  type ChannelName,
+  type SubscribeOptions,
   type SubscribedInfo,
+  type SendAck,
   type SessionInfo,
   type ConnectionStatus
 } from './realtime-client.js'

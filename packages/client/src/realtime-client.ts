@@ -1,41 +1,56 @@
-import type { ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+import { ChannelSet, type SubscribeOptions } from './channel-set.js'
+import type { ChannelMap, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
 import type { ConnectionStatus } from './connection-status.js'
 import { asClientError, ConnectionError, GatewayClientError } from './errors.js'
 import { Emitter } from './events.js'
 import type { ClientLogger } from './logger.js'
 import { Pause } from './pause.js'
-import { Poller, type PollAnswer } from './polling.js'
+import { Poller } from './polling.js'
 import { ReconnectPolicy, type AttemptOutcome } from './reconnect-policy.js'
-import { SendQueue } from './send-queue.js'
+import { SendQueue, type SendAck } from './send-queue.js'
 import { SocketSession } from './socket-session.js'
-import { SubscribeRequests, type SubscribedInfo } from './subscribe-requests.js'
-import { Subscriptions } from './subscriptions.js'
+import type { SubscribedInfo } from './subscribe-requests.js'
 import type { RealtimeClientOptions } from './realtime-client-options.js'
 import { TicketManager } from './ticket-manager.js'
 import { defaultPageEnvironment, watchPage } from './visibility.js'
 import { Waiters } from './waiters.js'
 import type { WebSocketConstructor } from './websocket.js'
-import type { ErrorFrame, ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
+import type { ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
 
-export type { ChannelMessage, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+export type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+export type { SubscribeOptions } from './channel-set.js'
+export type { SendAck } from './send-queue.js'
 export type { ConnectionStatus } from './connection-status.js'
 export type { RealtimeClientOptions } from './realtime-client-options.js'
 export type { SubscribedInfo } from './subscribe-requests.js'
+
+/**
+ * The trust boundary of the Messages map: the SDK does not check `data` at run time,
+ * the app vouches for what its channels carry. The same function comes back, so `off`
+ * finds what `on` added.
+ */
+function untyped<Messages extends ChannelMap, Name extends keyof ClientEvents> (listener: (payload: ClientEvents<Messages>[Name]) => void): (payload: ClientEvents[Name]) => void {
+  return listener as (payload: ClientEvents[Name]) => void
+}
 
 /**
  * A self-healing connection to the gateway (SPEC §6): fresh ticket per connect,
  * reconnect with full-jitter backoff, close codes read as auth vs network failures,
  * resume by offset, acknowledged sends retried with the same id, and a polling
  * fallback while the WebSocket cannot be had. This facade only wires the parts
- * (SocketSession, ReconnectPolicy, SendQueue, SubscribeRequests, Subscriptions, Poller).
+ * (SocketSession, ReconnectPolicy, SendQueue, ChannelSet, Poller).
+ *
+ * `Messages` maps channel names to what their messages carry (ChannelMap): `subscribe`
+ * then takes only those names and `message` events are a union by `channel`. Without
+ * it, any channel and `data: unknown`.
  */
-export class RealtimeClient {
+export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown>> {
   readonly #options: RealtimeClientOptions
   readonly #WebSocket: WebSocketConstructor
   readonly #tickets: TicketManager
+  /** Untyped inside: `Messages` is the app's word about `data`, applied where listeners are added. */
   readonly #events: Emitter<ClientEvents>
-  readonly #subscriptions: Subscriptions
-  readonly #requests: SubscribeRequests
+  readonly #channels: ChannelSet
   readonly #sends: SendQueue
   readonly #policy: ReconnectPolicy
   readonly #poller: Poller
@@ -58,15 +73,22 @@ export class RealtimeClient {
     this.#events = new Emitter<ClientEvents>((err, event) => {
       this.#log('error', 'an event listener threw; the connection carries on', { event: String(event), error: String(err) })
     })
-    this.#subscriptions = new Subscriptions({
-      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data }) },
-      onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) }
-    })
     // One counter for send and subscribe ids, so no two requests of a client share one.
     let requests = 0
     const nextRequestNumber = (): number => ++requests
     const write = (text: string): void => { this.#socket?.write(text) }
-    this.#requests = new SubscribeRequests({ nextRequestNumber, write, frameOf: (channel) => this.#subscriptions.subscribeFrame(channel) })
+    this.#channels = new ChannelSet({
+      nextRequestNumber,
+      write,
+      status: () => this.#status,
+      session: () => this.#session,
+      poller: () => this.#poller,
+      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data }) },
+      onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) },
+      onSubscribed: (info) => { this.#events.emit('subscribed', info) },
+      onRefused: (error) => { this.#events.emit('error', error) },
+      log: (level, message, details) => { this.#log(level, message, details) }
+    })
     this.#sends = new SendQueue({ nextRequestNumber, write, maxPending: options.maxPendingSends, maxPayloadBytes: options.maxPayloadBytes })
     this.#policy = new ReconnectPolicy({ maxAttempts: options.maxReconnectAttempts, backoff: options.backoff, probeBackoff: options.probeBackoff })
     this.#poller = new Poller({
@@ -76,9 +98,9 @@ export class RealtimeClient {
       timeoutMs: Math.min(options.pollTimeoutMs ?? 25_000, 30_000),
       backoff: options.backoff,
       logger: options.logger,
-      positionOf: (channel) => this.#subscriptions.offsetOf(channel),
-      onAnswer: (channel, answer) => { this.#onPollAnswer(channel, answer) },
-      onChannelError: (channel, error) => { this.#refuseSubscription(channel, error) },
+      positionOf: (channel) => this.#channels.offsetOf(channel),
+      onAnswer: (channel, answer) => { this.#channels.onPollAnswer(channel, answer) },
+      onChannelError: (channel, error) => { this.#channels.refuse(channel, error) },
       onAuthenticationError: (error) => { this.#stop(error) }
     })
   }
@@ -92,12 +114,12 @@ export class RealtimeClient {
     return this.#tickets
   }
 
-  on<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents[Name]) => void): () => void {
-    return this.#events.on(event, listener)
+  on<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents<Messages>[Name]) => void): () => void {
+    return this.#events.on(event, untyped(listener))
   }
 
-  off<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents[Name]) => void): void {
-    this.#events.off(event, listener)
+  off<Name extends keyof ClientEvents>(event: Name, listener: (payload: ClientEvents<Messages>[Name]) => void): void {
+    this.#events.off(event, untyped(listener))
   }
 
   /**
@@ -133,39 +155,28 @@ export class RealtimeClient {
 
   /**
    * Subscribes to `channel` (now, or on the next connect) and keeps it across
-   * reconnects, resuming from the last offset seen. Resolves on `subscribed`;
-   * rejects when the gateway refuses the channel (e.g. FORBIDDEN_CHANNEL).
+   * reconnects, resuming from the last offset seen; `since` sets where the first
+   * subscribe starts. Resolves on `subscribed`; a refusal with a retryable code
+   * (REDIS_NOT_READY, OVERLOADED) is retried with backoff, across reconnects, until it
+   * is confirmed. Rejects when the gateway refuses the channel (e.g. FORBIDDEN_CHANNEL).
    */
-  async subscribe (channel: string): Promise<SubscribedInfo> {
-    const known = this.#subscriptions.offsetOf(channel)
-    if (known !== undefined && (this.#status === 'open' || this.#status === 'polling')) {
-      return { channel, offset: known, recovered: true }
-    }
-    const confirmed = this.#requests.wait(channel)
-    if (!this.#subscriptions.has(channel)) {
-      this.#subscriptions.add(channel)
-      if (this.#status === 'open') this.#requests.send(channel)
-      else if (this.#poller.running) this.#poller.add(channel)
-    }
-    return await confirmed
+  async subscribe (channel: ChannelName<Messages>, options?: SubscribeOptions): Promise<SubscribedInfo> {
+    return await this.#channels.subscribe(channel, options)
   }
 
-  unsubscribe (channel: string): void {
-    if (!this.#subscriptions.has(channel)) return
-    this.#subscriptions.remove(channel)
-    this.#poller.remove(channel)
-    this.#requests.forget(channel, new GatewayClientError('UNSUBSCRIBED', `unsubscribed from ${channel} before it was confirmed`))
-    if (this.#status === 'open') this.#socket?.write(JSON.stringify({ type: 'unsubscribe', channel }))
+  unsubscribe (channel: ChannelName<Messages>): void {
+    if (this.#channels.unsubscribe(channel) && this.#status === 'open') this.#socket?.write(JSON.stringify({ type: 'unsubscribe', channel }))
   }
 
   /**
-   * Sends `data` to the backends (SPEC §5 `send`); resolves on the server's `ack`.
-   * Unacknowledged sends are sent again with the same id after a reconnect, and the
-   * server drops the duplicates. Refused at once when the queue is full.
+   * Sends `data` to the backends (SPEC §5 `send`); resolves to the server's `ack`
+   * (`{ id }`, the id it went out with). Unacknowledged sends are sent again with the
+   * same id after a reconnect, and the server drops the duplicates. Refused at once
+   * when the queue is full.
    */
-  async send (data: unknown): Promise<void> {
+  async send (data: unknown): Promise<SendAck> {
     if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
-    await this.#sends.send(data, this.#status === 'open')
+    return await this.#sends.send(data, this.#status === 'open')
   }
 
   getConnectionStatus (): ConnectionStatus {
@@ -228,11 +239,10 @@ export class RealtimeClient {
     const wasPolling = this.#poller.running
     this.#policy.established(wasPolling)
     if (wasPolling) this.#poller.stop()
-    this.#requests.clearInFlight()
     this.#setStatus('open')
     this.#events.emit('session', this.#session)
     // Channels first, each from its last offset; then the sends still waiting for an ack.
-    for (const channel of this.#subscriptions.channels) this.#requests.send(channel)
+    this.#channels.resubscribeAll()
     this.#sends.resendAll()
     this.#ready.resolveAll(undefined)
   }
@@ -240,68 +250,33 @@ export class RealtimeClient {
   #onFrame (frame: ServerFrame): void {
     switch (frame.type) {
       case 'message':
-        this.#subscriptions.onMessage(frame.channel, frame.offset, frame.data)
+        this.#channels.onMessage(frame.channel, frame.offset, frame.data)
         return
-      case 'subscribed': {
-        const info = { channel: frame.channel, offset: frame.offset, recovered: frame.recovered === true }
-        this.#requests.accepted(frame.id, info.channel)
-        this.#subscriptions.onSubscribed(info.channel, info.offset, info.recovered)
-        this.#confirmSubscription(info)
+      case 'subscribed':
+        this.#channels.onSubscribed(frame)
         return
-      }
       case 'ack':
         this.#sends.ack(String(frame.id))
         return
-      case 'error':
-        this.#onErrorFrame(frame)
+      case 'error': {
+        const error = new GatewayClientError(frame.code, frame.message ?? frame.code)
+        if (this.#channels.onErrorFrame(frame, error)) return
+        if (frame.id === undefined || !this.#sends.refuse(String(frame.id), error)) this.#log('warn', 'error frame from the gateway', { code: frame.code })
         return
+      }
       case 'unsubscribed':
-        // Also the answer to a subscribe that an unsubscribe overtook (docs/protocol.md).
-        this.#requests.answered(frame.id)
+        this.#channels.onUnsubscribed(frame.id)
         return
       default:
         // pong, and frame types newer than this SDK.
     }
   }
 
-  #onErrorFrame (frame: ErrorFrame): void {
-    const error = new GatewayClientError(frame.code, frame.message ?? frame.code)
-    const channel = this.#requests.answered(frame.id)
-    if (channel !== undefined && (error.action === 'retry' || error.action === 'backoff')) {
-      const session = this.#session
-      // Only on the same socket: a new session resubscribes every channel by itself.
-      const delayMs = this.#requests.retry(channel, () => this.#status === 'open' && this.#session === session && this.#subscriptions.has(channel))
-      this.#log('info', 'subscribe refused with a retryable code; trying again', { channel, code: error.code, delayMs })
-    } else if (channel !== undefined) {
-      this.#refuseSubscription(channel, error)
-    } else if (frame.id === undefined || !this.#sends.refuse(String(frame.id), error)) {
-      this.#log('warn', 'error frame from the gateway', { code: frame.code })
-    }
-  }
-
-  #confirmSubscription (info: SubscribedInfo): void {
-    this.#requests.confirm(info)
-    this.#events.emit('subscribed', info)
-  }
-
-  #refuseSubscription (channel: string, error: GatewayClientError): void {
-    this.#subscriptions.remove(channel)
-    this.#poller.remove(channel)
-    this.#requests.refuse(channel, error)
-    this.#events.emit('error', error)
-  }
-
   #enterPolling (): void {
     if (this.#poller.running) return
     this.#log('info', 'the WebSocket is unavailable; polling until it is back')
     this.#setStatus('polling')
-    this.#poller.start(this.#subscriptions.channels)
-  }
-
-  #onPollAnswer (channel: string, answer: PollAnswer): void {
-    const confirming = this.#subscriptions.offsetOf(channel) === undefined
-    this.#subscriptions.onPolled(channel, answer.messages, answer.offset, answer.recovered)
-    if (confirming) this.#confirmSubscription({ channel, offset: answer.offset, recovered: answer.recovered })
+    this.#poller.start(this.#channels.channels)
   }
 
   /** A non-terminal failure: the attempt in progress failed, the client goes on. */
@@ -324,7 +299,7 @@ export class RealtimeClient {
     this.#pause.wake()
     this.#ready.rejectAll(error)
     this.#sends.rejectAll(error)
-    this.#requests.refuseAll(error)
+    this.#channels.refuseAll(error)
     this.#setStatus('closed')
     if (wasRunning && error.code !== 'CLIENT_CLOSED') this.#events.emit('error', error)
   }

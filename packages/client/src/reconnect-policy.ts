@@ -1,5 +1,5 @@
 import { Backoff, type BackoffOptions } from './backoff.js'
-import { AuthenticationError, ConnectionError, TicketError, type GatewayClientError } from './errors.js'
+import { AuthenticationError, causeText, ConnectionError, TicketError, type GatewayClientError } from './errors.js'
 import { codes, type ClientAction, type CodeDefinition } from '../../../src/protocol/codes.js'
 import type { ErrorFrame } from '../../../src/protocol/server-frames.js'
 
@@ -7,7 +7,8 @@ import type { ErrorFrame } from '../../../src/protocol/server-frames.js'
 export type AttemptOutcome =
   /** No socket was had: the ticket could not be fetched, or the WebSocket could not be built. */
   | { readonly kind: 'failed', readonly error: GatewayClientError }
-  | { readonly kind: 'closed', readonly code: number, readonly reason: string, readonly established: boolean, readonly errorFrame?: ErrorFrame }
+  /** `url`: the socket's, without its ticket; `cause`: what the socket reported (its error, the error frame, the timeout). */
+  | { readonly kind: 'closed', readonly code: number, readonly reason: string, readonly established: boolean, readonly errorFrame?: ErrorFrame, readonly url?: string, readonly cause?: unknown }
   | { readonly kind: 'stopped' }
 
 export type ReconnectDecision =
@@ -78,7 +79,7 @@ export class ReconnectPolicy {
     const error = errorOf(outcome, action)
     if (error instanceof AuthenticationError) return { kind: 'stop', error }
     if (outcome.kind === 'closed' && action === 'reauth') {
-      if (this.#ticketRetried) return { kind: 'stop', error: new AuthenticationError(error.code, 'the gateway refused a fresh ticket', { status: outcome.code }) }
+      if (this.#ticketRetried) return { kind: 'stop', error: new AuthenticationError(error.code, `the gateway refused a fresh ticket too; ${error.message}`, { status: outcome.code, cause: error }) }
       // The refused ticket was marked used when its socket opened: the retry fetches a new one.
       this.#ticketRetried = true
       return { kind: 'fresh-ticket' }
@@ -86,7 +87,7 @@ export class ReconnectPolicy {
     if (polling || (error instanceof TicketError && error.code === 'WS_TICKET_REDIS_NOT_READY')) return { kind: 'poll', failure: error }
     const maxAttempts = this.#options.maxAttempts ?? Number.POSITIVE_INFINITY
     if (this.#backoff.attempts >= maxAttempts) {
-      return { kind: 'stop', failure: error, error: new ConnectionError('RECONNECT_FAILED', `gave up after ${maxAttempts} failed attempts`, { cause: error }) }
+      return { kind: 'stop', failure: error, error: new ConnectionError('RECONNECT_FAILED', `gave up after ${maxAttempts} failed attempts; the last: ${error.message}`, { cause: error }) }
     }
     // The server asked for less (4429): never come straight back.
     return { kind: 'reconnect', failure: error, floorMs: action === 'backoff' ? this.#options.backoff?.initialMs ?? 1000 : 0 }
@@ -102,7 +103,10 @@ export class ReconnectPolicy {
 function errorOf (outcome: Exclude<AttemptOutcome, { kind: 'stopped' }>, action: ClientAction | undefined): GatewayClientError {
   if (outcome.kind === 'failed') return outcome.error
   const code = outcome.errorFrame?.code ?? (outcome.reason !== '' ? outcome.reason : `CLOSE_${outcome.code}`)
-  const message = `the connection closed with ${outcome.code}${outcome.reason !== '' ? ` (${outcome.reason})` : ''}`
-  if (action === 'stop') return new AuthenticationError(code, message, { status: outcome.code })
-  return new ConnectionError(code, message, { status: outcome.code })
+  const to = outcome.url === undefined ? '' : ` to ${outcome.url}`
+  const why = [outcome.reason, causeText(outcome.cause)].filter((part) => part !== '').join(': ')
+  const message = `the connection${to} closed with ${outcome.code}${why !== '' ? ` (${why})` : ''}`
+  const options = { status: outcome.code, cause: outcome.cause ?? { code: outcome.code, reason: outcome.reason } }
+  if (action === 'stop') return new AuthenticationError(code, message, options)
+  return new ConnectionError(code, message, options)
 }

@@ -15,9 +15,15 @@ export interface SendQueueOptions {
   readonly retryDelayMs?: number
 }
 
+/** What `send()` resolves to: the server's `ack` (SPEC §5), which echoes the send's id. */
+export interface SendAck {
+  /** The id this send went out with (and was deduplicated by, if it was sent again). */
+  readonly id: string
+}
+
 interface PendingSend {
   readonly text: string
-  readonly resolve: () => void
+  readonly resolve: (ack: SendAck) => void
   readonly reject: (error: GatewayClientError) => void
 }
 
@@ -49,7 +55,7 @@ export class SendQueue {
   }
 
   /** Resolves on the `ack`; `open` says whether to write now or wait for the next session. */
-  async send (data: unknown, open: boolean): Promise<void> {
+  async send (data: unknown, open: boolean): Promise<SendAck> {
     const limit = this.#options.maxPending ?? 100
     if (this.#pending.size >= limit) {
       throw new GatewayClientError('SEND_QUEUE_FULL', `${limit} sends are waiting for an ack; wait for some before sending more`)
@@ -65,7 +71,7 @@ export class SendQueue {
     if (encoder.encode(text).byteLength > maxBytes) {
       throw new GatewayClientError('MESSAGE_TOO_LARGE', `the frame exceeds ${maxBytes} bytes`)
     }
-    await new Promise<void>((resolve, reject) => {
+    return await new Promise<SendAck>((resolve, reject) => {
       this.#pending.set(id, { text, resolve, reject })
       if (open) this.#options.write(text)
     })
@@ -74,7 +80,7 @@ export class SendQueue {
   ack (id: string): void {
     const pending = this.#pending.get(id)
     this.#pending.delete(id)
-    pending?.resolve()
+    pending?.resolve({ id })
   }
 
   /** An error frame answering `id`; false when `id` is not a pending send. */

@@ -1,4 +1,4 @@
-import { asClientError } from './errors.js'
+import { asClientError, describeUrl, safeCause } from './errors.js'
 import type { ClientLogger } from './logger.js'
 import type { AttemptOutcome } from './reconnect-policy.js'
 import { OPEN, type WebSocketConstructor, type WebSocketLike } from './websocket.js'
@@ -53,6 +53,10 @@ export class SocketSession {
   #ended = false
   #established = false
   #errorFrame: ErrorFrame | undefined
+  /** What the socket's `error` event carried (ws: the Error; browsers: nothing). */
+  #socketError: Error | undefined
+  /** The socket's URL without the ticket: all that messages and logs may show. */
+  readonly #url: string
   #lastReceivedAt = Date.now()
   #connectTimer: ReturnType<typeof setTimeout> | undefined
   #heartbeat: ReturnType<typeof setInterval> | undefined
@@ -61,6 +65,7 @@ export class SocketSession {
 
   constructor (options: SocketSessionOptions) {
     this.#options = options
+    this.#url = describeUrl(webSocketUrl(options.url, options.wsPath ?? '/ws'))
     this.#outcome = new Promise((resolve) => { this.#resolve = resolve })
     this.#open()
   }
@@ -105,17 +110,24 @@ export class SocketSession {
     try {
       socket = new this.#options.WebSocket(url)
     } catch (err) {
-      this.end({ kind: 'failed', error: asClientError(err) })
+      this.end({ kind: 'failed', error: asClientError(err, url) })
       return
     }
     this.#socket = socket
-    this.#connectTimer = setTimeout(() => { this.#timedOut('CONNECT_TIMEOUT') }, this.#options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS)
+    const connectTimeoutMs = this.#options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    this.#connectTimer = setTimeout(() => {
+      this.#timedOut('CONNECT_TIMEOUT', new Error(`no session_established within ${connectTimeoutMs} ms`))
+    }, connectTimeoutMs)
     socket.onmessage = (event) => { this.#receive(event.data) }
     socket.onclose = (event) => {
-      this.end({ kind: 'closed', code: event.code, reason: event.reason, established: this.#established, errorFrame: this.#errorFrame })
+      const cause = this.#socketError ?? this.#errorFrame
+      this.end({ kind: 'closed', code: event.code, reason: event.reason, established: this.#established, errorFrame: this.#errorFrame, url: this.#url, cause })
     }
-    // A close event always follows an error event; the outcome is decided there.
-    socket.onerror = () => {}
+    // A close event always follows an error event; the outcome is decided there, with this as its cause.
+    socket.onerror = (event) => {
+      const error = typeof event === 'object' && event !== null && 'error' in event ? event.error : undefined
+      if (error instanceof Error) this.#socketError ??= safeCause(error)
+    }
   }
 
   #receive (data: unknown): void {
@@ -150,14 +162,14 @@ export class SocketSession {
       const silentMs = Date.now() - this.#lastReceivedAt
       if (silentMs > deadAfterMs) {
         this.#options.log('warn', 'no frame from the gateway in time; reconnecting', { silentMs })
-        this.#timedOut('HEARTBEAT_TIMEOUT')
+        this.#timedOut('HEARTBEAT_TIMEOUT', new Error(`no frame from the gateway for ${silentMs} ms`))
         return
       }
       this.ping()
     }, intervalMs)
   }
 
-  #timedOut (reason: 'CONNECT_TIMEOUT' | 'HEARTBEAT_TIMEOUT'): void {
-    this.end({ kind: 'closed', code: 1006, reason, established: this.#established })
+  #timedOut (reason: 'CONNECT_TIMEOUT' | 'HEARTBEAT_TIMEOUT', cause: Error): void {
+    this.end({ kind: 'closed', code: 1006, reason, established: this.#established, url: this.#url, cause })
   }
 }

@@ -39,6 +39,8 @@ export class SubscribeRequests {
   readonly #inFlight = new Map<string, string>()
   /** Retryable refusals in a row, per channel (cleared on `subscribed`). */
   readonly #retries = new Map<string, number>()
+  /** The retry due for each channel refused with a retryable code; one at most. */
+  readonly #timers = new Map<string, ReturnType<typeof setTimeout>>()
 
   constructor (options: SubscribeRequestsOptions) {
     this.#options = options
@@ -69,15 +71,21 @@ export class SubscribeRequests {
     return channel
   }
 
-  /** A new session: answers to the old socket's requests will never come. */
+  /**
+   * A new session: answers to the old socket's requests will never come, and the
+   * retries due are dropped because the session resubscribes every channel itself.
+   * The waiters and the retry counts stay: a channel is never forgotten (SPEC §6).
+   */
   clearInFlight (): void {
     this.#inFlight.clear()
+    this.#cancelRetries()
   }
 
   /** `subscribed` answered request `id`: the next retryable refusal of `channel` starts from the first delay. */
   accepted (id: string | number | undefined, channel: string): void {
     this.answered(id)
     this.#retries.delete(channel)
+    this.#cancelRetry(channel)
   }
 
   confirm (info: SubscribedInfo): void {
@@ -95,6 +103,7 @@ export class SubscribeRequests {
   /** Unsubscribed before confirmation: an answer still due must not settle a later subscribe of the same channel. */
   forget (channel: string, error: GatewayClientError): void {
     this.#retries.delete(channel)
+    this.#cancelRetry(channel)
     for (const [id, requested] of this.#inFlight) if (requested === channel) this.#inFlight.delete(id)
     this.refuse(channel, error)
   }
@@ -108,13 +117,34 @@ export class SubscribeRequests {
     this.#retries.set(channel, attempt)
     const ceiling = Math.min(RETRY_INITIAL_MS * 2 ** (attempt - 1), RETRY_MAX_MS)
     const delayMs = Math.round(ceiling / 2 + (this.#options.random ?? Math.random)() * ceiling / 2)
-    setTimeout(() => { if (stillWanted()) this.send(channel) }, delayMs)
+    this.#cancelRetry(channel)
+    this.#timers.set(channel, setTimeout(() => {
+      this.#timers.delete(channel)
+      if (stillWanted()) this.send(channel)
+    }, delayMs))
     return delayMs
   }
 
-  /** The client stopped: every waiter hears why. */
+  /** Retries due now (for tests and debugging). */
+  get retriesDue (): number {
+    return this.#timers.size
+  }
+
+  /** The client stopped: every waiter hears why, and no retry is left behind. */
   refuseAll (error: GatewayClientError): void {
     for (const channel of [...this.#waiters.keys()]) this.refuse(channel, error)
     this.#inFlight.clear()
+    this.#retries.clear()
+    this.#cancelRetries()
+  }
+
+  #cancelRetry (channel: string): void {
+    clearTimeout(this.#timers.get(channel))
+    this.#timers.delete(channel)
+  }
+
+  #cancelRetries (): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer)
+    this.#timers.clear()
   }
 }

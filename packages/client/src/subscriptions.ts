@@ -20,6 +20,8 @@ function parse (offset: string): ChannelPosition | undefined {
 
 export class Subscriptions {
   readonly #positions = new Map<string, ChannelPosition | undefined>()
+  /** Channels the server (or a poll) has confirmed at least once since they were added. */
+  readonly #confirmed = new Set<string>()
   readonly #events: SubscriptionEvents
 
   constructor (events: SubscriptionEvents) {
@@ -30,12 +32,23 @@ export class Subscriptions {
     return [...this.#positions.keys()]
   }
 
-  add (channel: string): void {
-    if (!this.#positions.has(channel)) this.#positions.set(channel, undefined)
+  /**
+   * Starts keeping `channel`; `since` (an offset this gateway issued) is where its
+   * first subscribe starts, later ones continue from the last offset seen. A channel
+   * already kept keeps its position.
+   */
+  add (channel: string, since?: string): void {
+    if (!this.#positions.has(channel)) this.#positions.set(channel, since === undefined ? undefined : parse(since))
   }
 
   remove (channel: string): void {
     this.#positions.delete(channel)
+    this.#confirmed.delete(channel)
+  }
+
+  /** Whether `subscribed` (or a poll answer) has confirmed `channel` since it was added. */
+  isConfirmed (channel: string): boolean {
+    return this.#confirmed.has(channel)
   }
 
   has (channel: string): boolean {
@@ -64,7 +77,8 @@ export class Subscriptions {
     if (!this.#positions.has(channel)) return
     const previous = this.#positions.get(channel)
     this.#positions.set(channel, parse(offset))
-    // A first subscribe has nothing to recover; afterwards `false` means messages were lost.
+    this.#confirmed.add(channel)
+    // A first subscribe without `since` has nothing to recover; otherwise `false` means messages were lost.
     if (!recovered && previous !== undefined) this.#events.onRecoveryFailed(channel)
   }
 
@@ -85,6 +99,7 @@ export class Subscriptions {
    */
   onPolled (channel: string, messages: ReadonlyArray<{ offset: string, data: unknown }>, offset: string, recovered: boolean): void {
     if (!this.#positions.has(channel)) return
+    this.#confirmed.add(channel)
     if (!recovered) {
       const previous = this.#positions.get(channel)
       this.#positions.set(channel, undefined)
