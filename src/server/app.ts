@@ -10,6 +10,7 @@ import { Hub } from './ws/hub.js'
 import { ChannelRelay } from './channels/channel-relay.js'
 import { ChannelPublisher } from './channels/publisher.js'
 import { LongPoll } from './channels/long-poll.js'
+import { ChannelHistory } from './channels/channel-history.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import enginePlugin from './plugins/engine.js'
 import drainPlugin from './plugins/drain.js'
@@ -37,6 +38,7 @@ declare module 'fastify' {
     relay: ChannelRelay
     publisher: ChannelPublisher
     longPoll: LongPoll
+    channelHistory: ChannelHistory
   }
 }
 
@@ -106,6 +108,7 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   app.decorate('relay', relay)
   const longPoll = new LongPoll({ engine, relay })
   app.decorate('longPoll', longPoll)
+  app.decorate('channelHistory', new ChannelHistory({ engine }))
   app.decorate('publisher', new ChannelPublisher({
     engine,
     maxFrameBytes: config.wsMaxPayloadBytes,
