@@ -157,3 +157,27 @@ export const PollResponse = Type.Object({
   /** False: `since` predates the retained history (messages were missed). */
   recovered: Type.Boolean()
 })
+
+/**
+ * GET /v1/history (SPEC §10). Unknown parameters are a 400, as for PollQuery: a
+ * misspelt `since` would otherwise answer the latest messages instead of a resume.
+ */
+export const HistoryQuery = Type.Object({
+  channel: ChannelName,
+  since: Type.Optional(Type.String({ pattern: OFFSET_PATTERN_SOURCE, description: 'An offset: the messages after it. Omitted: the latest `limit` messages' })),
+  limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'At most this many messages' })
+}, { additionalProperties: false, patternProperties: { '^_': {} } })
+export type HistoryQuery = Static<typeof HistoryQuery>
+
+export const HistoryResponse = Type.Object({
+  channel: Type.String(),
+  /** §5 message frames, oldest first. */
+  messages: Type.Array(Type.Object({
+    type: Type.Literal('message'),
+    channel: Type.String(),
+    offset: Type.String(),
+    data: Type.Unknown()
+  })),
+  offset: Type.String({ description: 'The last message\'s offset (or the position when none): pass it as `since` for the next page' }),
+  recovered: Type.Boolean({ description: 'False: `since` is from another epoch, older than the retained history or ahead of it; `offset` is then the head' })
+})

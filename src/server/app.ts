@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
@@ -10,6 +11,8 @@ import { Hub } from './ws/hub.js'
 import { ChannelRelay } from './channels/channel-relay.js'
 import { ChannelPublisher } from './channels/publisher.js'
 import { LongPoll } from './channels/long-poll.js'
+import { ChannelHistory } from './channels/channel-history.js'
+import { LifecycleEvents } from './events/lifecycle-events.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import enginePlugin from './plugins/engine.js'
 import drainPlugin from './plugins/drain.js'
@@ -37,6 +40,8 @@ declare module 'fastify' {
     relay: ChannelRelay
     publisher: ChannelPublisher
     longPoll: LongPoll
+    channelHistory: ChannelHistory
+    lifecycle: LifecycleEvents
   }
 }
 
@@ -106,6 +111,7 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   app.decorate('relay', relay)
   const longPoll = new LongPoll({ engine, relay })
   app.decorate('longPoll', longPoll)
+  app.decorate('channelHistory', new ChannelHistory({ engine }))
   app.decorate('publisher', new ChannelPublisher({
     engine,
     maxFrameBytes: config.wsMaxPayloadBytes,
@@ -114,7 +120,12 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   app.decorate('verifyToken', await createTokenVerifier(config.jwt))
   app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics, revocations }))
 
-  await app.register(enginePlugin, { engine })
+  // SPEC §12: one id per process, in every event and in this line, so backends can tell instances apart.
+  const lifecycle = new LifecycleEvents({ engine, enabled: config.lifecycleEvents, instanceId: randomUUID(), metrics, logger: app.log.child({ component: 'lifecycle' }) })
+  app.decorate('lifecycle', lifecycle)
+  if (config.lifecycleEvents.size > 0) app.log.info({ event: 'lifecycle.enabled', instanceId: lifecycle.instanceId, events: [...config.lifecycleEvents] }, 'writing lifecycle events')
+
+  await app.register(enginePlugin, { engine, settle: async () => { await lifecycle.settled() } })
   await app.register(drainPlugin, { sockets: hub, releaseWaiters: () => { longPoll.release() }, shutdownGraceMs: config.shutdownGraceMs })
   await app.register(errorHandlerPlugin)
   await app.register(jsonBodyPlugin)

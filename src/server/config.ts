@@ -5,6 +5,7 @@
 import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { RedisTopologyError, topologyFromEnv, type RedisTopology } from './engine/redis-topology.js'
+import { lifecycleEventsOf, type LifecycleEventName } from './events/lifecycle-events.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -68,6 +69,9 @@ const EnvSchema = Type.Object({
   HISTORY_TTL_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
   // Bounds Redis memory for unconsumed sends: about this × (WS_MAX_PAYLOAD_BYTES + 200 B) at worst (docs/redis.md).
   INBOUND_MAX_LENGTH: Type.Integer({ minimum: 1000, maximum: 10000000, default: 100000 }),
+  // SPEC §12: comma list of events written to <prefix>events, capped at about EVENTS_MAX_LENGTH entries.
+  LIFECYCLE_EVENTS: Type.Optional(Type.String()),
+  EVENTS_MAX_LENGTH: Type.Integer({ minimum: 1000, maximum: 10000000, default: 100000 }),
   LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
   DEV_SECRET_FILE: Type.String({ minLength: 1, default: '.dev-secret' })
 })
@@ -127,6 +131,8 @@ export interface Config {
   readonly historySize: number
   readonly historyTtlSeconds: number
   readonly inboundMaxLength: number
+  readonly lifecycleEvents: ReadonlySet<LifecycleEventName>
+  readonly eventsMaxLength: number
   readonly logLevel: LogLevel
   readonly devSecretFile: string
 }
@@ -284,6 +290,8 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     historySize: parsed.HISTORY_SIZE,
     historyTtlSeconds: parsed.HISTORY_TTL_SECONDS,
     inboundMaxLength: parsed.INBOUND_MAX_LENGTH,
+    lifecycleEvents: lifecycleEventsOf(parsed.LIFECYCLE_EVENTS, (message) => new ConfigError(message)),
+    eventsMaxLength: parsed.EVENTS_MAX_LENGTH,
     logLevel: parsed.LOG_LEVEL,
     devSecretFile: parsed.DEV_SECRET_FILE
   })

@@ -67,9 +67,16 @@ const expected: Record<string, Record<string, Code[]>> = {
     403: ['INSUFFICIENT_SCOPE'],
     503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER
+  },
+  'GET /v1/history': {
+    400: ['BAD_REQUEST'],
+    401: AUTH,
+    403: ['INSUFFICIENT_SCOPE'],
+    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
+    default: OTHER
   }
 }
-const BEARER_ROUTES = ['POST /ws-ticket', 'POST /v1/publish', 'GET /v1/poll', 'POST /v1/disconnect']
+const BEARER_ROUTES = ['POST /ws-ticket', 'POST /v1/publish', 'GET /v1/poll', 'POST /v1/disconnect', 'GET /v1/history']
 
 function operation (route: string): Operation {
   const [method, path] = route.split(' ') as [string, string]

@@ -13,6 +13,7 @@ import { eventually } from '../helpers/gateway.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
 import { engineContract } from '../server/engine/contract.js'
 import { relayContract } from '../server/engine/relay-contract.js'
+import { historyEventsContract } from '../server/engine/history-events-contract.js'
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
@@ -75,3 +76,5 @@ await t.test('onCommand sees every command with its name, a duration and its out
   await t.rejects(engine.storeTicket('paused', record, 10), { name: 'EngineUnavailableError' })
   t.strictSame(seen, [['set', false]], 'the failed command is reported with ok=false')
 })
+
+await historyEventsContract(t, 'redis cluster', async (relay) => await clusterEngine(`events${++engines}:`, { relay }))

@@ -63,6 +63,8 @@ export class ChannelRelay {
   readonly #subscriptions = new WeakMap<ChannelSubscriber, Subscriptions>()
   readonly #metrics: RelayMetrics | undefined
   readonly #replays: ReplayScheduler
+  /** Subscriptions whose subscribe took effect (subscribe() answered true): their unsubscribe is one too. */
+  readonly #effective = new WeakSet<ChannelSubscription>()
 
   constructor (options: { engine: Engine, logger: EngineLogger, maxChannelsPerConnection: number, metrics?: RelayMetrics, replayFramesPerTurn?: number }) {
     this.#engine = options.engine
@@ -83,17 +85,18 @@ export class ChannelRelay {
     return this.#channels.size
   }
 
-  async subscribe (subscriber: ChannelSubscriber, frame: SubscribeFrame): Promise<void> {
+  /** True when this subscribe took effect (answered `subscribed`, or about to be); false when refused, failed or superseded. */
+  async subscribe (subscriber: ChannelSubscriber, frame: SubscribeFrame): Promise<boolean> {
     const { channel } = frame
     const id = frame.id === undefined ? {} : { id: frame.id }
     if (!subscriber.access.canSubscribe(channel)) {
       subscriber.send({ type: 'error', code: 'FORBIDDEN_CHANNEL', ...id })
-      return
+      return false
     }
     const subscriptions = this.#subscriptionsOf(subscriber)
     if (!subscriptions.has(channel) && subscriptions.size >= this.#maxChannelsPerSubscriber) {
       subscriber.send({ type: 'error', code: 'TOO_MANY_CHANNELS', message: `at most ${this.#maxChannelsPerSubscriber} channels per connection`, ...id })
-      return
+      return false
     }
     const since = frame.since === undefined ? undefined : parseOffset(frame.since) ?? undefined
     // A later subscribe of the same channel wins (its `since` decides the stream); an
@@ -108,13 +111,15 @@ export class ChannelRelay {
     try {
       await state.listening
       // Unsubscribed, closed or subscribed again meanwhile: that one answers.
-      if (!subscription.current) return
+      if (!subscription.current) return false
       await new Promise<void>((resolve, reject) => {
         state.resumes.add({ subscription, since, seen, resolve, reject })
       })
+      if (subscription.current) this.#effective.add(subscription)
+      return subscription.current
     } catch (err) {
       // Not current any more: whoever replaced it answers for it.
-      if (!subscription.current) return
+      if (!subscription.current) return false
       subscriptions.delete(channel)
       this.#leave(channel, subscriptions)
       subscription.answered = true
@@ -123,21 +128,24 @@ export class ChannelRelay {
       // Anything else is a bug: the connection's handler logs it and answers this id.
       if (code === 'INTERNAL_ERROR') throw err
       subscriber.send({ type: 'error', code, ...id })
+      return false
     }
   }
 
-  unsubscribe (subscriber: ChannelSubscriber, channel: string): void {
+  /** True when it ended a subscription whose subscribe took effect (subscribe() answered true). */
+  unsubscribe (subscriber: ChannelSubscriber, channel: string): boolean {
     const subscriptions = this.#subscriptions.get(subscriber)
     const subscription = subscriptions?.get(channel)
-    if (subscriptions === undefined || subscription === undefined) return
+    if (subscriptions === undefined || subscription === undefined) return false
     subscriptions.delete(channel)
     this.#leave(channel, subscriptions)
-    if (subscription.answered) return
+    if (subscription.answered) return this.#effective.has(subscription)
     // SPEC §5: a subscribe still waiting for its history read never took effect. It is
     // answered `unsubscribed` (with its own id), just before the unsubscribe's own
     // answer (routes/ws.ts sends that right after this returns); no message follows.
     subscription.answered = true
     for (const id of subscription.requestIds) subscriber.send({ type: 'unsubscribed', channel, id })
+    return this.#effective.has(subscription)
   }
 
   /** A closed subscriber leaves every channel. */

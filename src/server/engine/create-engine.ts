@@ -21,7 +21,7 @@ export type EngineFactory = (services: EngineServices) => Engine
 /** SPEC §3: the same idempotencyKey within 5 minutes gets the same offset back. */
 const IDEMPOTENCY_TTL_SECONDS = 300
 
-export type EngineConfig = Pick<Config, 'redis' | 'redisKeyPrefix' | 'redisCommandTimeoutMs' | 'historySize' | 'historyTtlSeconds' | 'inboundMaxLength'>
+export type EngineConfig = Pick<Config, 'redis' | 'redisKeyPrefix' | 'redisCommandTimeoutMs' | 'historySize' | 'historyTtlSeconds' | 'inboundMaxLength' | 'eventsMaxLength'>
 
 /** The engine the configuration names: Redis on its topology (REDIS_URL, Sentinel, Cluster) or the embedded one. */
 export function createEngine (config: EngineConfig, services: EngineServices): Engine {
@@ -29,7 +29,8 @@ export function createEngine (config: EngineConfig, services: EngineServices): E
     historySize: config.historySize,
     historyTtlSeconds: config.historyTtlSeconds,
     idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS,
-    inboundMaxLength: config.inboundMaxLength
+    inboundMaxLength: config.inboundMaxLength,
+    eventsMaxLength: config.eventsMaxLength
   }
   if (config.redis === undefined) return new MemoryEngine({ relay })
   return new RedisEngine({

@@ -54,6 +54,8 @@ export interface RelaySettings {
   readonly idempotencyTtlSeconds: number
   /** Approximate cap of the inbound stream (backends should consume well before). */
   readonly inboundMaxLength: number
+  /** Approximate cap of the lifecycle events stream (SPEC §12; default 100 000). */
+  readonly eventsMaxLength?: number
 }
 
 /** A client's upstream message (SPEC §5 `send`), as backends read it from the inbound stream. */
@@ -140,7 +142,33 @@ export interface Engine {
   countHit(key: string, windowMs: number): Promise<CounterHit>
   /** Releases connections and timers. */
   close(): Promise<void>
+  /**
+   * A page of a channel's history for backends (SPEC §10 GET /v1/history): without
+   * `since`, the latest `limit` retained messages; with `since`, at most `limit` of the
+   * messages after it, `recovered` decided as by readHistory (recovery.ts historyHolds).
+   */
+  readHistoryPage(channel: string, page: HistoryPage): Promise<HistoryRead>
+  /**
+   * Appends one lifecycle event (SPEC §12) to `<prefix>events`, a stream capped at about
+   * `eventsMaxLength` entries. Field order is kept. Rejects with EngineUnavailableError when not ready.
+   */
+  appendEvent(fields: EventFields): Promise<void>
+  /** The latest `count` lifecycle events, oldest first (tests, debugging; backends use consumer groups). */
+  readEvents(count: number): Promise<EventFields[]>
 }
+
+/** What GET /v1/history asks of the engine (SPEC §10). */
+export interface HistoryPage {
+  readonly since?: { readonly epoch: string, readonly seq: number } | undefined
+  /** At least 1. */
+  readonly limit: number
+}
+
+/** One lifecycle event as stored: field → text, in order (the domain decides the fields). */
+export type EventFields = Readonly<Record<string, string>>
+
+/** The lifecycle stream's cap when RelaySettings names none (SPEC §12). */
+export const DEFAULT_EVENTS_MAX_LENGTH = 100_000
 
 /** The engine cannot serve right now; callers answer 503 / close 1013. */
 export class EngineUnavailableError extends Error {

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import {
+  DEFAULT_EVENTS_MAX_LENGTH,
   EngineUnavailableError,
   ReadinessSignal,
   type ChannelMessage,
   type CounterHit,
   type Engine,
+  type EventFields,
+  type HistoryPage,
   type HistoryRead,
   type InboundMessage,
   type PublishOptions,
@@ -51,6 +54,8 @@ export class MemoryEngine implements Engine {
   readonly #counters = new Map<string, { count: number, readonly endsAt: number }>()
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
+  /** Lifecycle events (SPEC §12), oldest first; readable only through readEvents (one process). */
+  #events: EventFields[] = []
 
   constructor (options: { now?: () => number, sweepIntervalMs?: number, relay?: RelaySettings } = {}) {
     this.#now = options.now ?? Date.now
@@ -186,6 +191,30 @@ export class MemoryEngine implements Engine {
     this.#idempotency.clear()
     this.#listening.clear()
     this.#revocations.clear()
+  }
+
+  async readHistoryPage (channel: string, page: HistoryPage): Promise<HistoryRead> {
+    if (page.since !== undefined) {
+      const read = await this.readHistory(channel, page.since)
+      return { ...read, messages: read.messages.slice(0, page.limit) }
+    }
+    this.#assertReady()
+    const history = this.#history(channel)
+    const from = Math.max(0, history.messages.length - page.limit)
+    return { epoch: history.epoch, seq: history.seq, recovered: true, messages: history.messages.slice(from) }
+  }
+
+  async appendEvent (fields: EventFields): Promise<void> {
+    this.#assertReady()
+    this.#events.push({ ...fields })
+    // Trimmed in batches, as Redis' MAXLEN ~ trims whole nodes: about the cap, never far over.
+    const cap = this.#relay.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH
+    if (this.#events.length > cap + Math.max(1, Math.floor(cap / 100))) this.#events = this.#events.slice(-cap)
+  }
+
+  async readEvents (count: number): Promise<EventFields[]> {
+    this.#assertReady()
+    return this.#events.slice(Math.max(0, this.#events.length - count))
   }
 
   /** The channel's live history, a new epoch when it had none or it expired. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
+  DEFAULT_EVENTS_MAX_LENGTH,
   EngineUnavailableError,
   decodeTicketRecord,
   encodeTicketRecord,
@@ -7,6 +8,8 @@ import {
   type CounterHit,
   type Engine,
   type EngineLogger,
+  type EventFields,
+  type HistoryPage,
   type HistoryRead,
   type InboundMessage,
   type PublishOptions,
@@ -235,6 +238,35 @@ export class RedisEngine implements Engine {
       // Sentinels; disconnect() is what releases it (a no-op otherwise).
       if (this.topology === 'sentinel') connection.disconnect()
     }
+  }
+
+  async readHistoryPage (channel: string, page: HistoryPage): Promise<HistoryRead> {
+    this.#assertReady()
+    const [epoch, seq, recovered, entries] = await this.#runner.run('script:read-history', async () =>
+      await this.#scripts.readHistoryPage(this.#keys.channel(channel), newEpoch(), this.#relay.historyTtlSeconds, page))
+    return {
+      epoch,
+      seq: Number(seq),
+      recovered: recovered === 1,
+      messages: entries.map(([id, fields]) => ({ channel, epoch, seq: Number.parseInt(id, 10), data: fields[1] ?? 'null' }))
+    }
+  }
+
+  async appendEvent (fields: EventFields): Promise<void> {
+    this.#assertReady()
+    const cap = this.#relay.eventsMaxLength ?? DEFAULT_EVENTS_MAX_LENGTH
+    // One command on one key: no script needed. MAXLEN ~ trims whole stream nodes, cheaply.
+    await this.#runner.run('xadd', async () => await this.#client.xadd(this.#keys.events, 'MAXLEN', '~', cap, '*', ...Object.entries(fields).flat()))
+  }
+
+  async readEvents (count: number): Promise<EventFields[]> {
+    this.#assertReady()
+    const entries = await this.#runner.run('xrevrange', async () => await this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', count))
+    return entries.reverse().map(([, flat]) => {
+      const fields: Record<string, string> = {}
+      for (let index = 0; index + 1 < flat.length; index += 2) fields[flat[index] ?? ''] = flat[index + 1] ?? ''
+      return fields
+    })
   }
 
   #onLive (name: string, payload: string): void {

@@ -23,12 +23,15 @@ export class RedisKeys {
   readonly revocations: string
   /** The upstream `send` stream backends consume. */
   readonly inbound: string
+  /** The lifecycle events stream backends consume (SPEC §12): one key, any Cluster slot. */
+  readonly events: string
 
   constructor (prefix: string) {
     this.#prefix = prefix
     this.control = `${prefix}control`
     this.revocations = `${prefix}revocations`
     this.inbound = `${prefix}inbound`
+    this.events = `${prefix}events`
   }
 
   /** One hash tag per channel: every key of a channel, and its shard channel, live in one Cluster slot. */

@@ -23,6 +23,8 @@ declare module 'ioredis' {
     storeRevocationScript (set: string, member: string, seconds: number): Result<number, Context>
     loadRevocationsScript (set: string): Result<Array<string | number>, Context>
     countHitScript (counter: string, windowMs: number): Result<[number, number], Context>
+    readChannelHistoryPage (meta: string, stream: string, epoch: string, ttlSeconds: number, sinceEpoch: string,
+      sinceSeq: number, limit: number, latest: '0' | '1'): Result<[string, number, number, StreamEntry[]], Context>
   }
 }
 
@@ -71,6 +73,8 @@ export class RedisScripts {
     client.defineCommand('storeRevocationScript', { numberOfKeys: 1, lua: STORE_REVOCATION_SCRIPT })
     client.defineCommand('loadRevocationsScript', { numberOfKeys: 1, lua: LOAD_REVOCATIONS_SCRIPT })
     client.defineCommand('countHitScript', { numberOfKeys: 1, lua: COUNT_HIT_SCRIPT })
+    // The same script as readChannelHistory, with its optional limit arguments (GET /v1/history).
+    client.defineCommand('readChannelHistoryPage', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
   }
 
   /** Offset text and 1 when the idempotency key had been seen (nothing published). */
@@ -109,5 +113,11 @@ export class RedisScripts {
   /** Hits in the window, this one included, and milliseconds left in it. */
   async countHit (counter: string, windowMs: number): Promise<[number, number]> {
     return await this.#client.countHitScript(counter, windowMs)
+  }
+
+  /** As readHistory, at most `limit` messages; without `since`, the latest `limit` (SPEC §10). */
+  async readHistoryPage (keys: ChannelKeys, newEpoch: string, ttlSeconds: number, page: { since?: { epoch: string, seq: number } | undefined, limit: number }): Promise<[string, number, number, StreamEntry[]]> {
+    const { since, limit } = page
+    return await this.#client.readChannelHistoryPage(keys.meta, keys.stream, newEpoch, ttlSeconds, since?.epoch ?? '', since?.seq ?? 0, limit, since === undefined ? '1' : '0')
   }
 }

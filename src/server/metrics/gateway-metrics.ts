@@ -3,6 +3,7 @@ import type { ConnectionMetrics, ReceivedFrameKind, SentFrameKind, ServerCloseRe
 import type { HubMetrics } from '../ws/hub.js'
 import type { RelayMetrics } from '../channels/channel-relay.js'
 import type { TicketMetrics, TicketRejectReason } from '../tickets/ticket-service.js'
+import { LIFECYCLE_EVENT_NAMES, LIFECYCLE_OUTCOMES, type LifecycleEventName, type LifecycleOutcome } from '../events/lifecycle-events.js'
 
 /** How a WebSocket upgrade ended (SPEC §4): a session, or the close/HTTP code that refused it. */
 export type ConnectOutcome = 'established' | '4401' | '4403' | '1013' | '1012' | '403'
@@ -115,6 +116,14 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
     registers: [this.registry]
   })
 
+  // Lifecycle events (SPEC §12)
+  readonly lifecycleEvents = new Counter({
+    name: 'rtgw_lifecycle_events_total',
+    help: 'Lifecycle events by event and outcome: written to <prefix>events, failed (engine down or refused), dropped (too many writes in flight)',
+    labelNames: ['event', 'outcome'] as const,
+    registers: [this.registry]
+  })
+
   // State read at scrape time (only with `sources`)
   readonly engineReady?: Gauge<'engine'>
   readonly draining?: Gauge
@@ -185,6 +194,7 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
     for (const outcome of CONNECT_OUTCOMES) this.#connectOutcomes[outcome].inc(0)
     for (const reason of SERVER_CLOSE_REASONS) this.#closeReasons[reason].inc(0)
     for (const outcome of ['ok', 'error']) this.publishDuration.zero({ outcome })
+    for (const event of LIFECYCLE_EVENT_NAMES) for (const outcome of LIFECYCLE_OUTCOMES) this.lifecycleEvents.inc({ event, outcome }, 0)
   }
 
   ticketIssued (): void {
@@ -216,5 +226,10 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
   /** One Redis command (the engine's `onCommand` hook). */
   readonly observeRedisCommand = (command: string, durationMs: number, ok: boolean): void => {
     this.redisCommandDuration.observe({ command, outcome: ok ? 'ok' : 'error' }, durationMs / 1000)
+  }
+
+  /** One lifecycle event's outcome (events/lifecycle-events.ts LifecycleMetrics). */
+  lifecycleEvent (event: LifecycleEventName, outcome: LifecycleOutcome): void {
+    this.lifecycleEvents.inc({ event, outcome })
   }
 }

@@ -15,9 +15,13 @@ declare module 'fastify' {
  * listening while Redis is down; see docs/architecture.md): the app listens at once
  * and readiness follows the engine.
  */
-async function enginePlugin (app: FastifyInstance, options: { engine: Engine }): Promise<void> {
+async function enginePlugin (app: FastifyInstance, options: { engine: Engine, settle?: () => Promise<void> }): Promise<void> {
   app.decorate('engine', options.engine)
-  app.addHook('onClose', async () => { await options.engine.close() })
+  // `settle`: writes still in flight (lifecycle events of the drain's closes) reach the engine first.
+  app.addHook('onClose', async () => {
+    await options.settle?.()
+    await options.engine.close()
+  })
   if (options.engine.kind === 'memory') {
     app.log.warn({ event: 'engine.memory' }, 'no Redis configured (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES): using the embedded memory engine (one instance only, nothing shared)')
   }

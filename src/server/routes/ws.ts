@@ -77,10 +77,10 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
         connection.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
         return
       case 'subscribe':
-        await app.relay.subscribe(connection, frame)
+        if (await app.relay.subscribe(connection, frame)) app.lifecycle.subscribe(connection.identity, frame.channel)
         return
       case 'unsubscribe':
-        app.relay.unsubscribe(connection, frame.channel)
+        if (app.relay.unsubscribe(connection, frame.channel)) app.lifecycle.unsubscribe(connection.identity, frame.channel)
         connection.send({ type: 'unsubscribed', channel: frame.channel, ...(frame.id === undefined ? {} : { id: frame.id }) })
         return
       case 'send':
@@ -156,9 +156,11 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       maxBufferedBytes: options.maxBufferedBytes,
       metrics: app.metrics,
       onFrame,
-      onClose: (closed) => {
+      onClose: (closed, code, reason) => {
         app.relay.remove(closed)
         app.hub.remove(closed)
+        // SPEC §12: every close, the drain's 1012 included.
+        app.lifecycle.disconnect(closed.identity, code, reason)
       }
     })
     app.hub.add(connection)
@@ -170,5 +172,6 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       serverTime: new Date().toISOString()
     })
     connection.debug({ event: 'ws.session_established', userId: identity.userId }, 'session established')
+    app.lifecycle.connect(identity)
   })
 }

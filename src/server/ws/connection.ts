@@ -33,7 +33,8 @@ export interface ConnectionOptions {
   /** Outbound bytes queued on the socket beyond which the client is a slow consumer. */
   readonly maxBufferedBytes?: number
   readonly onFrame: FrameHandler
-  readonly onClose: (connection: Connection) => void
+  /** With the close code and reason the socket closed with (1006 and '' when dropped). */
+  readonly onClose: (connection: Connection, code: number, reason: string) => void
   /** Frame and close counts (the app's GatewayMetrics); counted nowhere when omitted. */
   readonly metrics?: ConnectionMetrics
 }
@@ -79,10 +80,10 @@ export class Connection {
 
     socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
     socket.on('pong', () => { this.missedHeartbeats = 0 })
-    socket.once('close', (code) => {
+    socket.once('close', (code, reason) => {
       this.#closed = true
       this.debug({ event: 'ws.closed', code }, 'connection closed')
-      options.onClose(this)
+      options.onClose(this, code, reason.toString())
     })
   }
 

@@ -10,6 +10,7 @@ import { RedisServer, freePort } from '../../helpers/redis-server.js'
 import { eventually } from '../../helpers/gateway.js'
 import { engineContract } from './contract.js'
 import { RELAY_TEST_SETTINGS, relayContract } from './relay-contract.js'
+import { historyEventsContract } from './history-events-contract.js'
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
@@ -216,4 +217,12 @@ await t.test('redis: while the control channel cannot be subscribed the engine s
   await engine.broadcastControl('{"probe":1}')
   await eventually(() => heard.length === 1, 5000)
   t.strictSame(heard, ['{"probe":1}'], 'and the control channel is heard')
+})
+
+await historyEventsContract(t, 'memory', async (relay) => new MemoryEngine({ relay }))
+
+await historyEventsContract(t, 'redis', async (relay) => {
+  const engine = new RedisEngine({ url: redis.url, keyPrefix: `events${++engines}:`, commandTimeoutMs: 1000, logger: silent, relay })
+  await eventually(() => engine.isReady())
+  return engine
 })

@@ -3,6 +3,7 @@ import { ENGINE_RETRY_AFTER_SECONDS, GatewayError } from '../../errors.js'
 import publishRoute from './publish.js'
 import disconnectRoute from './disconnect.js'
 import pollRoute from './poll.js'
+import historyRoute from './history.js'
 
 /**
  * The backend and fallback API under /v1 (SPEC §3). Every route here needs the
@@ -16,4 +17,5 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
   await app.register(publishRoute)
   await app.register(disconnectRoute)
   await app.register(pollRoute)
+  await app.register(historyRoute)
 }
