@@ -150,7 +150,8 @@ export const PollResponse = Type.Object({
     type: Type.Literal('message'),
     channel: Type.String(),
     offset: Type.String(),
-    data: Type.Unknown()
+    data: Type.Unknown(),
+    from: Type.Optional(Type.String({ description: 'The publishing user of a client publish (SPEC §9); absent for backend publishes' }))
   })),
   /** Poll again with this as `since`. */
   offset: Type.String(),
