@@ -64,6 +64,9 @@ export const codes = {
   TOO_MANY_CHANNELS: { message: 'Channel limit per connection reached', action: 'fix' },
   INSUFFICIENT_SCOPE: { status: 403, error: 'FORBIDDEN', message: 'Token lacks the required scope', action: 'stop' },
   SLOW_CONSUMER: { close: 1013, message: 'Client did not drain its buffer in time', action: 'retry' },
+  // SPEC §9: a subscription token that is invalid, expired, or for another user or channel. `reauth`:
+  // the client asks its app for a fresh token and subscribes once more with it.
+  CHANNEL_TOKEN_INVALID: { message: 'Subscription token is invalid, expired or not for this user and channel', action: 'reauth' },
 
   // Generic HTTP
   BAD_REQUEST: { status: 400, error: 'BAD_REQUEST', message: 'Request is invalid', action: 'fix' },

@@ -24,7 +24,9 @@ export const SubscribeFrame = Type.Object({
   type: Type.Literal('subscribe'),
   channel: ChannelName,
   since: Type.Optional(Offset),
-  id: Type.Optional(RequestId)
+  id: Type.Optional(RequestId),
+  /** A subscription token (SPEC §9): a JWT for this channel, signed by the app's backend. */
+  token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 }))
 })
 export type SubscribeFrame = Static<typeof SubscribeFrame>
 
@@ -43,14 +45,28 @@ export const SendFrame = Type.Object({
 })
 export type SendFrame = Static<typeof SendFrame>
 
+/**
+ * Client publish (SPEC §9). No `from` here: the gateway sets it from the connection's
+ * user, and a `from` the client adds to the frame is not read.
+ */
+export const PublishFrame = Type.Object({
+  type: Type.Literal('publish'),
+  channel: ChannelName,
+  data: Type.Unknown(),
+  id: Type.Optional(RequestId),
+  idempotencyKey: Type.Optional(Type.String({ minLength: 1, maxLength: 200 }))
+})
+export type PublishFrame = Static<typeof PublishFrame>
+
 /** Every frame a client may send, keyed by `type`. */
 export const clientFrameSchemas = {
   ping: PingFrame,
   subscribe: SubscribeFrame,
   unsubscribe: UnsubscribeFrame,
-  send: SendFrame
+  send: SendFrame,
+  publish: PublishFrame
 } as const
 export type ClientFrameType = keyof typeof clientFrameSchemas
-export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame | SendFrame
+export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame | SendFrame | PublishFrame
 
-export type { SessionEstablishedFrame, PongFrame, ErrorFrame, SubscribedFrame, UnsubscribedFrame, MessageFrame, AckFrame, ServerFrame } from './server-frames.js'
+export type { SessionEstablishedFrame, PongFrame, ErrorFrame, SubscribedFrame, UnsubscribedFrame, MessageFrame, AckFrame, ServerFrame, PublishedFrame } from './server-frames.js'

@@ -145,13 +145,17 @@ export const PollQuery = Type.Object({
 }, { additionalProperties: false, patternProperties: { '^_': {} } })
 export type PollQuery = Static<typeof PollQuery>
 
+/** A §5 message frame as HTTP answers carry it (long-poll, history). */
+const MessageFrameBody = Type.Object({
+  type: Type.Literal('message'),
+  channel: Type.String(),
+  offset: Type.String(),
+  data: Type.Unknown(),
+  from: Type.Optional(Type.String({ description: 'The publishing user of a client publish (SPEC §9); absent for backend publishes' }))
+})
+
 export const PollResponse = Type.Object({
-  messages: Type.Array(Type.Object({
-    type: Type.Literal('message'),
-    channel: Type.String(),
-    offset: Type.String(),
-    data: Type.Unknown()
-  })),
+  messages: Type.Array(MessageFrameBody),
   /** Poll again with this as `since`. */
   offset: Type.String(),
   /** False: `since` predates the retained history (messages were missed). */
@@ -172,12 +176,7 @@ export type HistoryQuery = Static<typeof HistoryQuery>
 export const HistoryResponse = Type.Object({
   channel: Type.String(),
   /** §5 message frames, oldest first. */
-  messages: Type.Array(Type.Object({
-    type: Type.Literal('message'),
-    channel: Type.String(),
-    offset: Type.String(),
-    data: Type.Unknown()
-  })),
+  messages: Type.Array(MessageFrameBody),
   offset: Type.String({ description: 'The last message\'s offset (or the position when none): pass it as `since` for the next page' }),
   recovered: Type.Boolean({ description: 'False: `since` is from another epoch, older than the retained history or ahead of it; `offset` is then the head' })
 })

@@ -46,6 +46,8 @@ export interface MessageFrame {
   channel: string
   offset: string
   data: unknown
+  /** The publishing user of a client publish (SPEC §9), set by the gateway; absent for backend publishes. */
+  from?: string
 }
 
 export interface AckFrame {
@@ -53,5 +55,14 @@ export interface AckFrame {
   id: string | number
 }
 
+/** A client publish was appended (SPEC §9): `offset` is the message's. */
+export interface PublishedFrame {
+  type: 'published'
+  channel: string
+  id?: string | number
+  offset: string
+}
+
 /** Every frame the gateway sends, tagged by `type`. */
 export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | MessageFrame | AckFrame
+  | PublishedFrame

@@ -3,7 +3,9 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config.js'
 import type { EngineFactory } from './engine/create-engine.js'
-import { createTokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
+import { createTokenVerifier, jwtKeysOf, type TokenVerifier } from './auth/token-verifier.js'
+import { createChannelTokenVerifier } from './auth/channel-token-verifier.js'
+import { ChannelRequests } from './ws/channel-requests.js'
 import { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { TicketService } from './tickets/ticket-service.js'
 import { Revocations } from './tickets/revocations.js'
@@ -42,6 +44,7 @@ declare module 'fastify' {
     longPoll: LongPoll
     channelHistory: ChannelHistory
     lifecycle: LifecycleEvents
+    channelRequests: ChannelRequests
   }
 }
 
@@ -117,8 +120,16 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
     maxFrameBytes: config.wsMaxPayloadBytes,
     observe: (outcome, seconds) => { metrics.publishDuration.observe({ outcome }, seconds) }
   }))
-  app.decorate('verifyToken', await createTokenVerifier(config.jwt))
+  // User tokens and subscription tokens (SPEC §9) are verified with the same keys.
+  const jwtKeys = jwtKeysOf(config.jwt)
+  app.decorate('verifyToken', await createTokenVerifier(config.jwt, jwtKeys))
   app.decorate('tickets', new TicketService({ engine, ttlSeconds: config.ticketTtlSeconds, metrics, revocations }))
+  app.decorate('channelRequests', new ChannelRequests({
+    relay,
+    publisher: app.publisher,
+    verifyChannelToken: createChannelTokenVerifier(jwtKeys),
+    logger: app.log.child({ component: 'channels' })
+  }))
 
   // SPEC §12: one id per process, in every event and in this line, so backends can tell instances apart.
   const lifecycle = new LifecycleEvents({ engine, enabled: config.lifecycleEvents, instanceId: randomUUID(), metrics, logger: app.log.child({ component: 'lifecycle' }) })

@@ -206,7 +206,8 @@ await t.test('docs/protocol.md documents every close code and every frame type',
   }
   // Exhaustive by type: a new server frame type fails to compile until it is listed here.
   const serverFrames: Record<ServerFrame['type'] | 'message', true> = {
-    session_established: true, pong: true, error: true, subscribed: true, unsubscribed: true, ack: true, message: true
+    session_established: true, pong: true, error: true, subscribed: true, unsubscribed: true, ack: true, message: true,
+    published: true
   }
   for (const type of [...Object.keys(clientFrameSchemas), ...Object.keys(serverFrames)]) {
     t.ok(protocol.includes(`{"type":"${type}"`), `frame ${type} is documented`)

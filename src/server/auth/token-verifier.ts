@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
 import { createSecretKey, type KeyObject } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { GatewayError } from '../errors.js'
@@ -16,6 +16,8 @@ export interface VerifiedToken {
   readonly scopes: ReadonlySet<string>
   /** Glob patterns of channels the user may join (the `channels` claim). */
   readonly channels: readonly string[]
+  /** Patterns of channels the user may publish to (the `publish` claim, SPEC §9). */
+  readonly publish: readonly string[]
   readonly claims: JWTPayload
 }
 
@@ -39,7 +41,7 @@ function keySetUnavailable (err: unknown): boolean {
 }
 
 /** SPEC §3: a token without `exp` would be valid forever; refused unless JWT_REQUIRE_EXP=false. */
-const MISSING_EXP_MESSAGE = 'Token has no exp claim; tokens must expire'
+export const MISSING_EXP_MESSAGE = 'Token has no exp claim; tokens must expire'
 
 function scopesOf (claims: JWTPayload): Set<string> {
   const scope = claims.scope ?? claims.scp
@@ -49,13 +51,16 @@ function scopesOf (claims: JWTPayload): Set<string> {
 }
 
 /**
- * Builds the bearer-token verifier (jose 5). Keys are prepared once: the HS256
- * secret is a KeyObject made at boot and the remote JWKS is one cached set, so the
- * hot path only verifies a signature and the claims. jose 5's Node build verifies
- * with node:crypto; jose 6 only has WebCrypto, whose asynchronous verify cost
- * 1.3-1.8x the CPU per token on Node 20 (docs/benchmarks.md).
+ * The keys and checks every JWT the gateway accepts is verified with: user tokens and
+ * subscription tokens (SPEC §9) share them, and one remote JWKS set (one cache).
  */
-export async function createTokenVerifier (config: JwtConfig): Promise<TokenVerifier> {
+export interface JwtKeys {
+  readonly getKey: JWTVerifyGetKey
+  readonly options: JWTVerifyOptions
+}
+
+/** Prepares the keys once: the HS256 secret as a KeyObject, the remote JWKS as one cached set. */
+export function jwtKeysOf (config: JwtConfig): JwtKeys {
   const secretKey: KeyObject | undefined = config.secret === undefined ? undefined : createSecretKey(Buffer.from(config.secret, 'utf8'))
   const remoteKeys = config.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(config.jwksUrl))
 
@@ -85,6 +90,27 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
     clockTolerance: config.clockToleranceSeconds,
     requiredClaims: config.requireExp ? ['exp'] : []
   }
+  return { getKey, options }
+}
+
+/** jose's failure as the §3 code: expired, keys unavailable (503), or invalid. */
+export function tokenErrorOf (err: unknown): GatewayError {
+  if (err instanceof errors.JWTExpired) return new GatewayError('TOKEN_EXPIRED')
+  if (err instanceof KeySetUnavailableError) return new GatewayError('AUTH_UNAVAILABLE', { retryAfterSeconds: 1, cause: err })
+  if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
+    return new GatewayError('INVALID_TOKEN', { message: MISSING_EXP_MESSAGE })
+  }
+  return new GatewayError('INVALID_TOKEN')
+}
+
+/**
+ * Builds the bearer-token verifier (jose 5). Keys are prepared once (jwtKeysOf), so
+ * the hot path only verifies a signature and the claims. jose 5's Node build verifies
+ * with node:crypto; jose 6 only has WebCrypto, whose asynchronous verify cost
+ * 1.3-1.8x the CPU per token on Node 20 (docs/benchmarks.md).
+ */
+export async function createTokenVerifier (config: JwtConfig, keys: JwtKeys = jwtKeysOf(config)): Promise<TokenVerifier> {
+  const { getKey, options } = keys
 
   // Verified tokens are remembered (as Envoy's jwt_authn does): a client presents the
   // same JWT for every reconnect, and a reconnect storm is when the CPU matters most.
@@ -110,12 +136,7 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
     try {
       ({ payload: claims } = await jwtVerify(token, getKey, options))
     } catch (err) {
-      if (err instanceof errors.JWTExpired) throw new GatewayError('TOKEN_EXPIRED')
-      if (err instanceof KeySetUnavailableError) throw new GatewayError('AUTH_UNAVAILABLE', { retryAfterSeconds: 1, cause: err })
-      if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'exp' && err.reason === 'missing') {
-        throw new GatewayError('INVALID_TOKEN', { message: MISSING_EXP_MESSAGE })
-      }
-      throw new GatewayError('INVALID_TOKEN')
+      throw tokenErrorOf(err)
     }
     if (typeof claims.sub !== 'string' || claims.sub === '') throw new GatewayError('INVALID_TOKEN', { message: 'Token has no subject' })
     const session = claims[config.sessionClaim] ?? claims.sid
@@ -124,6 +145,7 @@ export async function createTokenVerifier (config: JwtConfig): Promise<TokenVeri
       sessionId: typeof session === 'string' && session !== '' ? session : undefined,
       scopes: scopesOf(claims),
       channels: channelPatternsOf(claims.channels),
+      publish: channelPatternsOf(claims.publish),
       claims
     }
   }

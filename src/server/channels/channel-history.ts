@@ -45,6 +45,7 @@ export class ChannelHistory {
         type: 'message' as const,
         channel: message.channel,
         offset: formatOffset(message),
+        ...(message.from === undefined ? {} : { from: message.from }),
         data: JSON.parse(message.data) as unknown
       })),
       offset: formatOffset(last ?? resumption.offset),

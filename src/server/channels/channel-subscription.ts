@@ -7,7 +7,9 @@ export type RequestId = string | number
 
 /** The §5 delivery frame, built once per message and sent as is to every local subscriber. */
 export function messageFrameText (message: ChannelMessage): string {
-  return `{"type":"message","channel":${JSON.stringify(message.channel)},"offset":"${formatOffset(message)}","data":${message.data}}`
+  // SPEC §9: a client publish carries the gateway's `from`, a backend publish none.
+  const from = message.from === undefined ? '' : `,"from":${JSON.stringify(message.from)}`
+  return `{"type":"message","channel":${JSON.stringify(message.channel)},"offset":"${formatOffset(message)}"${from},"data":${message.data}}`
 }
 
 /**

@@ -29,6 +29,7 @@ function pollAnswer (read: HistoryRead, since: { epoch: string, seq: number } | 
       type: 'message' as const,
       channel: message.channel,
       offset: formatOffset(message),
+      ...(message.from === undefined ? {} : { from: message.from }),
       data: JSON.parse(message.data) as unknown
     })),
     offset: formatOffset(last ?? resumption.offset),

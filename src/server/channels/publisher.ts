@@ -14,7 +14,8 @@ export interface ChannelPublisherOptions {
 }
 
 /**
- * The one way a message enters a channel (SPEC §3 /v1/publish, the demo's publish):
+ * The one way a message enters a channel (SPEC §3 /v1/publish, §9 client publish with
+ * its `from`, the demo's publish):
  * the frame must fit the clients' payload limit, the engine appends and fans it out,
  * and the time it took is observed. Answers with the §3 errors itself.
  */
@@ -25,16 +26,21 @@ export class ChannelPublisher {
     this.#options = options
   }
 
-  async publish (channel: string, value: unknown, idempotencyKey?: string): Promise<{ channel: string, offset: string }> {
+  async publish (channel: string, value: unknown, idempotencyKey?: string, from?: string): Promise<{ channel: string, offset: string }> {
     const { engine, maxFrameBytes, observe } = this.#options
     const data = JSON.stringify(value ?? null)
-    if (Buffer.byteLength(data) + FRAME_OVERHEAD_BYTES > maxFrameBytes) {
+    // `"from":<JSON string>` travels in the frame too (SPEC §9).
+    const fromBytes = from === undefined ? 0 : Buffer.byteLength(JSON.stringify(from)) + 8
+    if (Buffer.byteLength(data) + fromBytes + FRAME_OVERHEAD_BYTES > maxFrameBytes) {
       throw new GatewayError('MESSAGE_TOO_LARGE_FOR_CLIENTS', { message: `data of ${channel} is over the ${maxFrameBytes}-byte frame limit` })
     }
     const started = performance.now()
     let outcome: 'ok' | 'error' = 'error'
     try {
-      const result = await engine.publish(channel, data, idempotencyKey === undefined ? {} : { idempotencyKey })
+      const result = await engine.publish(channel, data, {
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+        ...(from === undefined ? {} : { from })
+      })
       outcome = 'ok'
       return { channel, offset: formatOffset(result) }
     } finally {

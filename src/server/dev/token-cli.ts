@@ -1,5 +1,5 @@
 /**
- * `npm run token -- --sub alice --session s1 [--scope "gateway:publish"] [--ttl 1h]`
+ * `npm run token -- --sub alice --session s1 [--scope "gateway:publish"] [--channels "a:*"] [--publish "room:*"] [--ttl 1h]`
  * Prints a token signed with JWT_SECRET, or with the development secret the gateway
  * uses when no JWT configuration is set (SPEC §8).
  */
@@ -13,12 +13,13 @@ const { values } = parseArgs({
     session: { type: 'string' },
     scope: { type: 'string' },
     channels: { type: 'string' },
+    publish: { type: 'string' },
     ttl: { type: 'string', default: '1h' }
   }
 })
 
 if (values.sub === undefined) {
-  process.stderr.write('usage: npm run token -- --sub <user> [--session <id>] [--scope "<scopes>"] [--channels "a:*,b"] [--ttl 1h]\n')
+  process.stderr.write('usage: npm run token -- --sub <user> [--session <id>] [--scope "<scopes>"] [--channels "a:*,b"] [--publish "room:*"] [--ttl 1h]\n')
   process.exit(1)
 }
 
@@ -30,6 +31,7 @@ const token = await mintDevToken({
   sessionClaim: process.env.JWT_SESSION_CLAIM,
   scope: values.scope,
   channels: values.channels?.split(',').map((channel) => channel.trim()).filter(Boolean),
+  publish: values.publish?.split(',').map((channel) => channel.trim()).filter(Boolean),
   expiresIn: values.ttl,
   issuer: process.env.JWT_ISSUER,
   audience: process.env.JWT_AUDIENCE

@@ -15,6 +15,11 @@ export interface TicketRecord {
   readonly expiresAt: number
   /** The JWT's `channels` patterns, captured at issue time (SPEC §5). */
   readonly channels: readonly string[]
+  /**
+   * The JWT's `publish` patterns (SPEC §9), captured like `channels`. Absent on records
+   * stored before client publish existed: no publish rights.
+   */
+  readonly publish?: readonly string[]
 }
 
 /** A channel message as stored and delivered; `data` is its JSON text, never re-parsed. */
@@ -23,11 +28,15 @@ export interface ChannelMessage {
   readonly epoch: string
   readonly seq: number
   readonly data: string
+  /** The publishing user of a client publish (SPEC §9), set by the gateway; absent for backend publishes. */
+  readonly from?: string
 }
 
 export interface PublishOptions {
   /** Same key within `idempotencyTtlSeconds`: the first offset back, no second message. */
   readonly idempotencyKey?: string
+  /** Stored with the message and delivered as the frame's `from` (SPEC §9 client publish). */
+  readonly from?: string
 }
 
 export interface PublishResult {
@@ -208,12 +217,14 @@ export class ReadinessSignal {
 }
 
 export function encodeTicketRecord (record: TicketRecord): string {
-  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels })
+  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels, pb: record.publish })
 }
 
 export function decodeTicketRecord (value: string): TicketRecord {
-  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[] }
-  return { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [] }
+  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[], pb?: string[] }
+  const record = { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [] }
+  // `pb` is absent on records of older instances (rolling deploy): no publish rights.
+  return raw.pb === undefined ? record : { ...record, publish: raw.pb }
 }
 
 /** The slice of a pino logger the engines use (kept minimal so engines never import Fastify). */

@@ -96,7 +96,7 @@ export class MemoryEngine implements Engine {
     }
     const history = this.#history(channel)
     history.seq += 1
-    const message: ChannelMessage = { channel, epoch: history.epoch, seq: history.seq, data }
+    const message: ChannelMessage = { channel, epoch: history.epoch, seq: history.seq, data, ...(options.from === undefined ? {} : { from: options.from }) }
     history.messages.push(message)
     if (history.messages.length > this.#relay.historySize) history.messages.shift()
     history.expiresAt = this.#now() + this.#relay.historyTtlSeconds * 1000

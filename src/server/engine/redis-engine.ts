@@ -23,6 +23,7 @@ import { parseOffset } from '../../protocol/offsets.js'
 import { RedisCommandRunner, type RedisCommandObserver } from './redis-command-runner.js'
 import { createRedisConnections, type RedisClient } from './redis-connection.js'
 import { RedisKeys } from './redis-keys.js'
+import { liveMessage, storedMessage } from './redis-messages.js'
 import { RedisReadiness } from './redis-readiness.js'
 import { RedisScripts } from './redis-scripts.js'
 import type { RedisTopology } from './redis-topology.js'
@@ -135,6 +136,7 @@ export class RedisEngine implements Engine {
     const [offset, duplicate] = await this.#runner.run('script:publish', async () => await this.#scripts.publish(this.#keys.channel(channel), {
       data,
       ...(options.idempotencyKey === undefined ? {} : { idempotencyKey: options.idempotencyKey }),
+      ...(options.from === undefined ? {} : { from: options.from }),
       historySize: this.#relay.historySize,
       historyTtlSeconds: this.#relay.historyTtlSeconds,
       newEpoch: newEpoch(),
@@ -154,7 +156,7 @@ export class RedisEngine implements Engine {
       epoch,
       seq: Number(seq),
       recovered: recovered === 1,
-      messages: entries.map(([id, fields]) => ({ channel, epoch, seq: Number.parseInt(id, 10), data: fields[1] ?? 'null' }))
+      messages: entries.map(([id, fields]) => storedMessage(channel, epoch, Number.parseInt(id, 10), fields))
     }
   }
 
@@ -275,10 +277,8 @@ export class RedisEngine implements Engine {
       return
     }
     const channel = this.#liveNames.get(name)
-    const newline = payload.indexOf('\n')
-    const position = parseOffset(payload.slice(0, newline))
-    if (channel === undefined || newline === -1 || position === null) return
-    this.#onMessage?.({ channel, ...position, data: payload.slice(newline + 1) })
+    const message = channel === undefined ? null : liveMessage(channel, payload)
+    if (message !== null) this.#onMessage?.(message)
   }
 
   #assertReady (): void {

@@ -15,7 +15,7 @@ type StreamEntry = [id: string, fields: string[]]
 declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
     publishToChannel (meta: string, stream: string, idempotency: string, data: string, historySize: number,
-      ttlSeconds: number, epoch: string, live: string, idempotencyTtlSeconds: number, sharded: '0' | '1'): Result<[string, number], Context>
+      ttlSeconds: number, epoch: string, live: string, idempotencyTtlSeconds: number, sharded: '0' | '1', from: string): Result<[string, number], Context>
     readChannelHistory (meta: string, stream: string, epoch: string, ttlSeconds: number, sinceEpoch: string,
       sinceSeq: number): Result<[string, number, number, StreamEntry[]], Context>
     appendInboundMessage (stream: string, dedupe: string, ttlSeconds: number, maxLength: number, ...fields: string[]): Result<string | null, Context>
@@ -50,6 +50,8 @@ export interface PublishArguments {
   readonly idempotencyTtlSeconds: number
   /** Cluster: publish with SPUBLISH. */
   readonly sharded: boolean
+  /** The publishing user of a client publish (SPEC §9); none for backends. */
+  readonly from?: string
 }
 
 export interface InboundFields {
@@ -83,7 +85,8 @@ export class RedisScripts {
     return await this.#client.publishToChannel(
       keys.meta, keys.stream, idempotent ? `${keys.idempotency}${message.idempotencyKey ?? ''}` : keys.meta,
       message.data, message.historySize, message.historyTtlSeconds, message.newEpoch, keys.live,
-      idempotent ? message.idempotencyTtlSeconds : 0, message.sharded ? '1' : '0')
+      idempotent ? message.idempotencyTtlSeconds : 0, message.sharded ? '1' : '0',
+      message.from === undefined ? '' : JSON.stringify(message.from))
   }
 
   /** Epoch, last seq, 1 when `since` was recovered, and the entries after it. */

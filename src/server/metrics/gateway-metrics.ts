@@ -18,8 +18,8 @@ export interface MetricsSources {
   readonly channels: () => number
 }
 
-const RECEIVED_KINDS = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary'] as const satisfies readonly ReceivedFrameKind[]
-const SENT_KINDS = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error'] as const satisfies readonly SentFrameKind[]
+const RECEIVED_KINDS = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary', 'publish'] as const satisfies readonly ReceivedFrameKind[]
+const SENT_KINDS = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error', 'published'] as const satisfies readonly SentFrameKind[]
 const CONNECT_OUTCOMES = ['established', '4401', '4403', '1013', '1012', '403'] as const satisfies readonly ConnectOutcome[]
 const SERVER_CLOSE_REASONS = ['SLOW_CONSUMER', 'RATE_LIMITED', 'SESSION_REVOKED', 'SERVER_RESTART', 'BINARY_NOT_SUPPORTED', 'HEARTBEAT_TIMEOUT'] as const satisfies readonly ServerCloseReason[]
 const TICKET_REJECT_REASONS = ['missing', 'invalid', 'expired', 'engine_unavailable', 'revoked'] as const satisfies readonly TicketRejectReason[]

@@ -45,6 +45,6 @@ export default async function ticketRoute (app: FastifyInstance): Promise<void> 
     reply.header('cache-control', 'no-store')
     // The user's limit is counted while the ticket is stored: one round trip's wait
     // for both. A refused request's ticket is never handed out and simply expires.
-    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels }, limits.user(token.sub))
+    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels, publish: token.publish }, limits.user(token.sub))
   })
 }

@@ -77,14 +77,16 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
         connection.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
         return
       case 'subscribe':
-        if (await app.relay.subscribe(connection, frame)) app.lifecycle.subscribe(connection.identity, frame.channel)
+        if (await app.channelRequests.subscribe(connection, frame)) app.lifecycle.subscribe(connection.identity, frame.channel)
         return
       case 'unsubscribe':
-        if (app.relay.unsubscribe(connection, frame.channel)) app.lifecycle.unsubscribe(connection.identity, frame.channel)
-        connection.send({ type: 'unsubscribed', channel: frame.channel, ...(frame.id === undefined ? {} : { id: frame.id }) })
+        if (await app.channelRequests.unsubscribe(connection, frame)) app.lifecycle.unsubscribe(connection.identity, frame.channel)
         return
       case 'send':
         await sendUpstream(connection, frame)
+        return
+      case 'publish':
+        await app.channelRequests.publish(connection, frame)
     }
   }
 
@@ -150,7 +152,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     const identity = { connectionId: randomUUID(), userId: record.sub, sessionId: record.sessionId }
     const connection = new Connection(socket, {
       identity,
-      access: new ChannelAccess({ userId: record.sub, sessionId: record.sessionId, channelPatterns: record.channels }),
+      access: new ChannelAccess({ userId: record.sub, sessionId: record.sessionId, channelPatterns: record.channels, publishPatterns: record.publish ?? [] }),
       logger: request.log,
       messageRate: options.messageRate,
       maxBufferedBytes: options.maxBufferedBytes,

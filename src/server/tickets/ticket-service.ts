@@ -38,6 +38,8 @@ export interface Identity {
   readonly sub: string
   readonly sessionId: string
   readonly channels?: readonly string[]
+  /** The JWT's `publish` patterns (SPEC §9). */
+  readonly publish?: readonly string[]
 }
 
 /**
@@ -119,7 +121,7 @@ export class TicketService {
     const expiresAt = issuedAt + this.#ttlSeconds * 1000
     const stored = this.#engine.storeTicket(
       hashTicket(ticket),
-      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [] },
+      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [], publish: identity.publish ?? [] },
       this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
     )
     await Promise.all([admission, stored])

@@ -42,8 +42,8 @@ export interface ConnectionOptions {
 /** Counts that go nowhere, for connections built without the app's metrics (unit tests). */
 function unobserved (): ConnectionMetrics {
   return {
-    messagesIn: { ping: 0, subscribe: 0, unsubscribe: 0, send: 0, invalid: 0, binary: 0 },
-    messagesOut: { session_established: 0, pong: 0, subscribed: 0, unsubscribed: 0, message: 0, ack: 0, error: 0 },
+    messagesIn: { ping: 0, subscribe: 0, unsubscribe: 0, send: 0, invalid: 0, binary: 0, publish: 0 },
+    messagesOut: { session_established: 0, pong: 0, subscribed: 0, unsubscribed: 0, message: 0, ack: 0, error: 0, published: 0 },
     serverClose: () => {}
   }
 }

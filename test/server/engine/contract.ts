@@ -52,6 +52,20 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'nothing is left after consume')
     })
 
+    await t.test('publish patterns round-trip; a record stored without them comes back without them (SPEC §9)', async (t) => {
+      const { engine } = await setup(t)
+      const withPublish = record({ publish: ['room:*', 'doc:**'] })
+      const withoutPublish = record()
+      const first = freshHash()
+      const second = freshHash()
+      await engine.storeTicket(first, withPublish, 60)
+      await engine.storeTicket(second, withoutPublish, 60)
+      t.strictSame(await engine.consumeTicket(first), withPublish)
+      const consumed = await engine.consumeTicket(second)
+      t.strictSame(consumed, withoutPublish)
+      t.equal(consumed?.publish, undefined, 'no publish rights')
+    })
+
     await t.test('a second consume returns null', async (t) => {
       const { engine } = await setup(t)
       const hash = freshHash()

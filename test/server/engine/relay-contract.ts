@@ -333,6 +333,29 @@ export async function relayContract (
       t.ok(listenError instanceof EngineUnavailableError, `listen rejects with EngineUnavailableError (got ${String(listenError)})`)
     })
 
+    await t.test('from (SPEC §9): stored with a client publish, read back and delivered live exactly; a backend publish has none', async (t) => {
+      const { engine } = await setup(t)
+      const received = collect(engine)
+      await engine.listen('room')
+      const from = 'ünï "user" \\ with:colons\nand a newline'
+      const first = await engine.publish('room', payload(1), { from })
+      await engine.publish('room', payload(2))
+      await engine.publish('room', '{"from":"forged"}', { from: 'bob' })
+      t.strictSame(await engine.publish('room', payload(9), { from: 'mallory', idempotencyKey: 'k' }), { epoch: first.epoch, seq: 4, duplicate: false })
+      t.strictSame(await engine.publish('room', payload(10), { from: 'mallory', idempotencyKey: 'k' }), { epoch: first.epoch, seq: 4, duplicate: true },
+        'the same key: the first offset, nothing published')
+      const expected = [
+        { channel: 'room', epoch: first.epoch, seq: 1, data: payload(1), from },
+        { channel: 'room', epoch: first.epoch, seq: 2, data: payload(2) },
+        { channel: 'room', epoch: first.epoch, seq: 3, data: '{"from":"forged"}', from: 'bob' },
+        { channel: 'room', epoch: first.epoch, seq: 4, data: payload(9), from: 'mallory' }
+      ]
+      t.strictSame((await engine.readHistory('room', { epoch: first.epoch, seq: 0 })).messages, expected, 'history keeps from, and only on client publishes')
+      await eventually(() => received.length >= 4, 5000)
+      await sleep(100)
+      t.strictSame(received, expected, 'live messages carry the same from')
+    })
+
     await t.test('instances share channels: a publish on one is live on another, in order', { skip: options.multiInstance ? false : 'one instance only' }, async (t) => {
       const { engine: first, makePeer } = await setup(t)
       if (makePeer === undefined) {

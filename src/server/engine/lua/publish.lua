@@ -3,7 +3,9 @@
 -- ARGV[1] data (JSON text); ARGV[2] history size; ARGV[3] history TTL seconds; ARGV[4] epoch to use if the
 -- channel has none; ARGV[5] pub/sub channel; ARGV[6] idempotency TTL seconds, '0' for none; ARGV[7] '1' to
 -- publish with SPUBLISH (Cluster: sharded pub/sub; ARGV[5] carries the keys' hash tag, so it maps to this
--- script's slot, as Redis requires of a shard channel used in a script), '0' for PUBLISH
+-- script's slot, as Redis requires of a shard channel used in a script), '0' for PUBLISH; ARGV[8] the publishing
+-- user as JSON text ('' for a backend publish, SPEC §9 `from`): stored as the entry's field `f`, and put in the
+-- live payload's first line after the offset (`<offset> <from JSON>\n<data>`; without it `<offset>\n<data>`)
 if ARGV[6] ~= '0' then
   local prior = redis.call('GET', KEYS[3])
   if prior then return {prior, 1} end
@@ -14,10 +16,16 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'd', ARGV[1])
+if ARGV[8] == '' then
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'd', ARGV[1])
+else
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-0', 'd', ARGV[1], 'f', ARGV[8])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 local offset = epoch .. ':' .. seq
-redis.call(ARGV[7] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[5], offset .. '\n' .. ARGV[1])
+local header = offset
+if ARGV[8] ~= '' then header = offset .. ' ' .. ARGV[8] end
+redis.call(ARGV[7] == '1' and 'SPUBLISH' or 'PUBLISH', ARGV[5], header .. '\n' .. ARGV[1])
 if ARGV[6] ~= '0' then redis.call('SET', KEYS[3], offset, 'EX', ARGV[6]) end
 return {offset, 0}
