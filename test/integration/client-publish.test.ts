@@ -8,7 +8,7 @@ import { RedisServer } from '../helpers/redis-server.js'
 import { eventually, requestTicket, startGateway, type Gateway } from '../helpers/gateway.js'
 import { TestClient } from '../helpers/ws-client.js'
 import { TEST_SECRET } from '../helpers/tokens.js'
-import { publish as backendPublish } from '../helpers/relay.js'
+import { publish as backendPublish, serviceToken } from '../helpers/relay.js'
 import { mintDevToken } from '../../src/server/dev/dev-token.js'
 
 const redis = await RedisServer.start()
@@ -139,6 +139,12 @@ await t.test('from survives history: replay with since on the other instance, an
   t.equal(body.recovered, true)
   t.strictSame(body.messages.map((message) => [message.from, message.data]), expected, 'the poll shows the same from')
   t.strictSame(body.messages[2], { type: 'message', channel: 'room:history', offset: `${epoch!}:3`, data: 3 }, 'no from key at all on a backend message')
+
+  const history = await fetch(`${a.baseUrl}/v1/history?channel=room:history`, { headers: { authorization: `Bearer ${await serviceToken('gateway:history')}` } })
+  t.equal(history.status, 200)
+  const page = await history.json() as { messages: Array<Record<string, unknown>> }
+  t.strictSame(page.messages.map((message) => [message.from, message.data]), expected, 'GET /v1/history shows the same from')
+  t.strictSame(page.messages[2], { type: 'message', channel: 'room:history', offset: `${epoch!}:3`, data: 3 }, 'and none on the backend message')
 })
 
 await t.test('malformed publish frames are BAD_MESSAGE, with the id when there is one; the socket stays open', async (t) => {

@@ -250,7 +250,7 @@ export class RedisEngine implements Engine {
       epoch,
       seq: Number(seq),
       recovered: recovered === 1,
-      messages: entries.map(([id, fields]) => ({ channel, epoch, seq: Number.parseInt(id, 10), data: fields[1] ?? 'null' }))
+      messages: entries.map(([id, fields]) => storedMessage(channel, epoch, Number.parseInt(id, 10), fields))
     }
   }
 

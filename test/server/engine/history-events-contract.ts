@@ -37,6 +37,15 @@ export async function historyEventsContract (t: Test, name: string, makeEngine: 
       t.strictSame(seqs(await engine.readHistoryPage('h', { limit: 1 })), [7])
     })
 
+    await t.test('readHistoryPage keeps a client publish\'s from, with and without since (SPEC §9)', async (t) => {
+      const engine = await setup(t)
+      const { epoch } = await engine.publish('h', payload(1), { from: 'alice' })
+      await engine.publish('h', payload(2))
+      const expected = [{ channel: 'h', epoch, seq: 1, data: payload(1), from: 'alice' }, { channel: 'h', epoch, seq: 2, data: payload(2) }]
+      t.strictSame((await engine.readHistoryPage('h', { limit: 10 })).messages, expected, 'the latest page')
+      t.strictSame((await engine.readHistoryPage('h', { since: { epoch, seq: 0 }, limit: 10 })).messages, expected, 'after since')
+    })
+
     await t.test('readHistoryPage with since: at most `limit` after it, in order; readHistory is unchanged', async (t) => {
       const engine = await setup(t)
       let epoch = ''
