@@ -161,6 +161,7 @@ await t.test('@realtime-gateway/react in headless Chromium, cross-origin', { ski
 
       await page.evaluate(async () => { await (globalThis as unknown as PageWindow).harness.send({ hello: 'gateway' }) })
       t.pass('useSend resolves on the ack')
+      t.equal(await page.evaluate(() => (globalThis as unknown as PageWindow).harness.distinctSends()), 1, 'useSend returned the same function on all 101 renders')
 
       const { constructed, events } = await socketEvents(page)
       t.equal(constructed, 1, 'exactly one socket')
