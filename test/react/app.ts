@@ -36,6 +36,8 @@ export interface Harness {
   /** `many`: how many listeners stay mounted (the provider stays). */
   setListeners (count: number): void
   send (data: unknown): Promise<void>
+  /** How many different functions useSend() returned over every render so far (stable: 1). */
+  distinctSends (): number
   unmount (): void
 }
 
@@ -43,7 +45,8 @@ const received: Received[] = []
 let root: Root | undefined
 let bump: (() => void) | undefined
 let listenersTo: ((count: number) => void) | undefined
-let sendFn: ((data: unknown) => Promise<void>) | undefined
+let sendFn: ((data: unknown) => Promise<unknown>) | undefined
+const sendFns = new Set<unknown>()
 let lastRender = 0
 
 function Listener (props: { readonly name: string, readonly channel: string, readonly render: number }): ReactElement {
@@ -55,6 +58,7 @@ function Listener (props: { readonly name: string, readonly channel: string, rea
 function Status (): ReactElement {
   const status = useConnectionStatus()
   sendFn = useSend()
+  sendFns.add(sendFn)
   return createElement('p', { id: 'status', 'data-status': status }, status)
 }
 
@@ -94,6 +98,9 @@ const harness: Harness = {
   async send (data) {
     if (sendFn === undefined) throw new Error('not mounted')
     await sendFn(data)
+  },
+  distinctSends () {
+    return sendFns.size
   },
   unmount () {
     root?.unmount()

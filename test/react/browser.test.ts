@@ -10,35 +10,13 @@ import { publish } from '../helpers/relay.js'
 import { userToken } from '../helpers/tokens.js'
 import { bundle, REACT_VERSIONS, type ReactVersion } from './bundle.js'
 import type { Harness, MountOptions } from './app.js'
+import { countSockets } from './count-sockets.js'
 
 // Issue 11: @realtime-gateway/react in real headless Chromium, React 18 and 19, the page
 // and the gateway on different ports (cross-origin), sockets and frames counted in the
 // page. `.ci/run` installs Chromium; without it this is reported as skipped, with the reason.
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const missing = existsSync(chromiumPath) ? undefined : `Chromium not found at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`
-
-/** Every WebSocket the page builds is counted, and what it sends, receives and closes is logged in order. */
-const countSockets = `
-  window.__ws = { constructed: 0, events: [] }
-  const Native = window.WebSocket
-  window.WebSocket = class CountingWebSocket extends Native {
-    constructor (url, protocols) {
-      super(url, protocols)
-      const socket = ++window.__ws.constructed
-      this.__socket = socket
-      this.addEventListener('message', (event) => { window.__ws.events.push({ socket, kind: 'in', frame: JSON.parse(event.data) }) })
-      this.addEventListener('close', (event) => { window.__ws.events.push({ socket, kind: 'closed', code: event.code }) })
-    }
-    send (data) {
-      window.__ws.events.push({ socket: this.__socket, kind: 'out', frame: JSON.parse(data) })
-      super.send(data)
-    }
-    close (code, reason) {
-      window.__ws.events.push({ socket: this.__socket, kind: 'close', code })
-      super.close(code, reason)
-    }
-  }
-`
 
 interface SocketEvent {
   readonly socket: number
@@ -161,6 +139,7 @@ await t.test('@realtime-gateway/react in headless Chromium, cross-origin', { ski
 
       await page.evaluate(async () => { await (globalThis as unknown as PageWindow).harness.send({ hello: 'gateway' }) })
       t.pass('useSend resolves on the ack')
+      t.equal(await page.evaluate(() => (globalThis as unknown as PageWindow).harness.distinctSends()), 1, 'useSend returned the same function on all 101 renders')
 
       const { constructed, events } = await socketEvents(page)
       t.equal(constructed, 1, 'exactly one socket')

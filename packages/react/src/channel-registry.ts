@@ -21,8 +21,15 @@ export type ChannelState =
 export const IDLE: ChannelState = Object.freeze({ status: 'idle' })
 const SUBSCRIBING: ChannelState = Object.freeze({ status: 'subscribing' })
 
+/** What the first component on a channel asked for; later ones share its subscription as it is. */
+export interface JoinOptions {
+  readonly since?: string | undefined
+}
+
 interface Entry {
   readonly handlers: Set<MessageHandlerRef>
+  /** The first joiner's resume point: one subscription per channel, so the first `since` wins. */
+  readonly since: string | undefined
   state: ChannelState
 }
 
@@ -46,11 +53,14 @@ export class ChannelRegistry {
     this.#onIdle = onIdle
   }
 
-  /** Adds a handler to `channel`, subscribing if it is the first; returns the leave function. */
-  join (channel: string, handler: MessageHandlerRef): () => void {
+  /**
+   * Adds a handler to `channel`, subscribing if it is the first (with its `since`);
+   * a later join, also one with another `since`, shares that subscription. Returns the leave function.
+   */
+  join (channel: string, handler: MessageHandlerRef, options: JoinOptions = {}): () => void {
     let entry = this.#entries.get(channel)
     if (entry === undefined) {
-      entry = { handlers: new Set(), state: SUBSCRIBING }
+      entry = { handlers: new Set(), since: options.since, state: SUBSCRIBING }
       this.#entries.set(channel, entry)
       this.#attach()
       this.#subscribe(channel, entry)
@@ -106,6 +116,9 @@ export class ChannelRegistry {
   }
 
   #subscribe (channel: string, entry: Entry): void {
+    // TODO(issue 11, point 4): once RealtimeClient.subscribe takes options, pass the resume point:
+    //   this.#client().subscribe(channel, entry.since === undefined ? undefined : { since: entry.since })
+    // Today it takes only the channel and resumes from the last offset it saw by itself.
     this.#client().subscribe(channel).then(
       (info) => { this.#set(channel, entry, { status: 'subscribed', info }) },
       (error: GatewayClientError) => {

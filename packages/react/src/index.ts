@@ -8,5 +8,5 @@ export { RealtimeProvider, type RealtimeProviderProps } from './realtime-provide
 export { useRealtime } from './use-realtime.js'
 export { useConnectionStatus } from './use-connection-status.js'
 export { useChannel, type UseChannelOptions } from './use-channel.js'
-export { useSend } from './use-send.js'
+export { useSend, type SendResult } from './use-send.js'
 export type { ChannelState } from './channel-registry.js'

@@ -5,12 +5,17 @@ import { useBinding } from './realtime-context.js'
 
 export interface UseChannelOptions {
   /**
-   * Resume point and subscription token (SPEC §5, §9). Accepted so that app code can
-   * state them now; they take effect once the client's `subscribe` takes them (it
-   * takes only the channel today, and keeps resuming from the last offset it saw
-   * by itself). Changing them never resubscribes.
+   * Resume point (SPEC §5): the offset after which to replay, read when the component
+   * subscribes. Components on one channel share one subscription, so the first
+   * component's `since` wins; a later one, and a changed `since`, never resubscribes.
+   * It reaches the gateway once `RealtimeClient.subscribe` takes options (issue 11);
+   * until then the client resumes from the last offset it saw by itself.
    */
   readonly since?: string
+  /**
+   * Subscription token (SPEC §9). Accepted so that app code can state it; it takes
+   * effect once the client's `subscribe` takes it. Changing it never resubscribes.
+   */
   readonly token?: string
 }
 
@@ -32,13 +37,16 @@ export function useChannel (
   // Kept in a ref that the commit updates: a new inline callback on every render is
   // fine, no effect depends on it, and the message after a render reaches that render's callback.
   const handler = useRef(onMessage)
-  useInsertionEffect(() => { handler.current = onMessage })
-  // See UseChannelOptions: nothing to pass them to yet.
-  void options
+  // Read when subscribing, never a reason to resubscribe (UseChannelOptions).
+  const since = useRef(options.since)
+  useInsertionEffect(() => {
+    handler.current = onMessage
+    since.current = options.since
+  })
 
   useEffect(() => {
     if (channel === null || channel === undefined) return undefined
-    return binding.channels.join(channel, handler)
+    return binding.channels.join(channel, handler, { since: since.current })
   }, [binding, channel])
 
   const watch = useCallback(
