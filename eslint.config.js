@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'packages/*/dist/'] },
+  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'packages/*/dist/', 'examples/*/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {

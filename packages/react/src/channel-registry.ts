@@ -116,10 +116,9 @@ export class ChannelRegistry {
   }
 
   #subscribe (channel: string, entry: Entry): void {
-    // TODO(issue 11, point 4): once RealtimeClient.subscribe takes options, pass the resume point:
-    //   this.#client().subscribe(channel, entry.since === undefined ? undefined : { since: entry.since })
-    // Today it takes only the channel and resumes from the last offset it saw by itself.
-    this.#client().subscribe(channel).then(
+    // The first subscriber's `since` is where the shared subscription starts; after a
+    // reconnect the client resumes from the last offset it saw by itself.
+    this.#client().subscribe(channel, entry.since === undefined ? undefined : { since: entry.since }).then(
       (info) => { this.#set(channel, entry, { status: 'subscribed', info }) },
       (error: GatewayClientError) => {
         // UNSUBSCRIBED: our own flush overtook the confirmation; the entry is gone.
