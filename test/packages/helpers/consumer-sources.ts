@@ -57,14 +57,14 @@ export async function start (): Promise<SubscribedInfo> {
 export const typedReactSource = `
 import { useState, type ReactElement } from 'react'
 import { RealtimeProvider, useChannel, useConnectionStatus, useRealtime, useSend, type ChannelState } from '@realtime-gateway/react'
-import type { ClientStatus, RealtimeClient } from '@realtime-gateway/client'
+import type { ClientStatus, RealtimeClient, SendAck } from '@realtime-gateway/client'
 
 function Room ({ id }: { readonly id: string }): ReactElement {
   const [lines, setLines] = useState<string[]>([])
   const channel: ChannelState = useChannel(\`room:\${id}\`, ({ data, offset }) => { setLines((all) => [...all, \`\${offset} \${String(data)}\`]) })
   const status: ClientStatus = useConnectionStatus()
   const client: RealtimeClient = useRealtime()
-  const send: (data: unknown) => Promise<void> = useSend()
+  const send: (data: unknown) => Promise<SendAck> = useSend()
   const label = channel.status === 'subscribed' ? String(channel.info.recovered) : channel.status === 'failed' ? channel.error.code : channel.status
   return (
     <section data-status={status}>
