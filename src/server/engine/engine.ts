@@ -4,6 +4,7 @@
  * contract tests (test/server/engine/contract.ts and relay-contract.ts), so the rest of the
  * gateway cannot tell them apart.
  */
+import type { PresenceEngine } from './presence-types.js'
 
 /** What a ticket binds (SPEC §3): who, which session, when. */
 export interface TicketRecord {
@@ -102,7 +103,7 @@ export interface CounterHit {
   readonly ttlMs: number
 }
 
-export interface Engine {
+export interface Engine extends PresenceEngine {
   readonly kind: 'memory' | 'redis'
   /** True while the engine can serve commands; never blocks. */
   isReady(): boolean
