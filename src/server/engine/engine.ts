@@ -21,6 +21,8 @@ export interface TicketRecord {
    * stored before client publish existed: no publish rights.
    */
   readonly publish?: readonly string[]
+  /** The JWT's `info` claim as JSON text (SPEC §11 presence), captured like `channels`. */
+  readonly info?: string
 }
 
 /** A channel message as stored and delivered; `data` is its JSON text, never re-parsed. */
@@ -218,12 +220,12 @@ export class ReadinessSignal {
 }
 
 export function encodeTicketRecord (record: TicketRecord): string {
-  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels, pb: record.publish })
+  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels, pb: record.publish, in: record.info })
 }
 
 export function decodeTicketRecord (value: string): TicketRecord {
-  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[], pb?: string[] }
-  const record = { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [] }
+  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[], pb?: string[], in?: string }
+  const record = { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [], ...(raw.in === undefined ? {} : { info: raw.in }) }
   // `pb` is absent on records of older instances (rolling deploy): no publish rights.
   return raw.pb === undefined ? record : { ...record, publish: raw.pb }
 }
