@@ -25,6 +25,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context extends ClientContext = { type: 'default' }> {
     userRegisterScript (connections: string, details: string, connectionId: string, limit: number, ttlMs: number, json: string): Result<number, Context>
     userRefreshScript (connections: string, details: string, ttlMs: number, ...connectionIds: string[]): Result<number, Context>
+    userUnregisterScript (connections: string, details: string, connectionId: string): Result<number, Context>
     userListScript (connections: string, details: string): Result<string[], Context>
     presenceEnterScript (entries: string, counts: string, info: string, leaving: string, member: string, userId: string, ttlMs: number,
       infoJson: string, frame: string, live: string, sharded: '0' | '1', keepMs: number): Result<[number, number], Context>
@@ -39,7 +40,7 @@ declare module 'ioredis' {
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 const SCRIPTS: ReadonlyArray<[name: string, keys: number, file: string]> = [
-  ['userRegisterScript', 2, 'user-register'], ['userRefreshScript', 2, 'user-refresh'], ['userListScript', 2, 'user-list'],
+  ['userRegisterScript', 2, 'user-register'], ['userRefreshScript', 2, 'user-refresh'], ['userListScript', 2, 'user-list'], ['userUnregisterScript', 2, 'user-unregister'],
   ['presenceEnterScript', 4, 'presence-enter'], ['presenceExitScript', 3, 'presence-exit'], ['presenceRefreshScript', 4, 'presence-refresh'],
   ['presenceSweepScript', 4, 'presence-sweep'], ['presenceReadScript', 3, 'presence-read']
 ]
@@ -100,8 +101,7 @@ export class RedisPresence implements PresenceEngine {
   async unregisterUserConnection (userId: string, connectionId: string): Promise<void> {
     this.#assertReady()
     const keys = this.#keys.user(userId)
-    // Both keys share the user's hash tag: one MULTI, one slot.
-    await this.#runner.run('multi', async () => await this.#client.multi().zrem(keys.connections, connectionId).hdel(keys.details, connectionId).exec())
+    await this.#runner.run('script:user-unregister', async () => await this.#client.userUnregisterScript(keys.connections, keys.details, connectionId))
   }
 
   async refreshUserConnections (entries: ReadonlyArray<{ readonly userId: string, readonly connectionId: string }>, ttlSeconds: number): Promise<void> {
