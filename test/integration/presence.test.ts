@@ -22,7 +22,8 @@ const env = {
   PRESENCE_CHANNELS: 'room:*',
   PRESENCE_LEAVE_DELAY_MS: '600',
   PRESENCE_TTL_SECONDS: '1',
-  WS_MAX_CONNECTIONS_PER_USER: '3'
+  WS_MAX_CONNECTIONS_PER_USER: '3',
+  LIFECYCLE_EVENTS: 'join,leave'
 }
 const a = await startGateway(t, env)
 const b = await startGateway(t, env)
@@ -134,6 +135,16 @@ await t.test('presence across two instances and three tabs of one user: counts e
   const count = (kind: string): number => [...metrics.matchAll(new RegExp(`^rtgw_presence_events_total\\{kind="${kind}"\\} (\\d+)$`, 'gm'))].reduce((sum, match) => sum + Number(match[1]), 0)
   t.equal(count('join'), 3, 'joins counted once across both instances')
   t.equal(count('leave'), 1)
+  // SPEC §12: the winner of each transition writes its lifecycle event, once cluster-wide.
+  await a.app.lifecycle.settled()
+  await b.app.lifecycle.settled()
+  const events = (await a.app.engine.readEvents(100)).filter((event) => event.channel === 'room:one')
+  const instances = new Set([a.app.lifecycle.instanceId, b.app.lifecycle.instanceId])
+  t.strictSame(events.map((event) => `${event.event} ${event.userId}`), ['join watcher', 'join alice', 'join bob', 'leave alice'])
+  t.ok(events.every((event) => instances.has(event.instanceId ?? '') && /^\d+$/.test(event.ts ?? '')))
+  const aliceJoin = events[1]!
+  t.match(aliceJoin, { event: 'join', userId: 'alice', sessionId: 'a1', channel: 'room:one' }, 'the join names the connection that entered first')
+  t.match(events[3], { event: 'leave', userId: 'alice', sessionId: '', connectionId: '', channel: 'room:one' }, 'a leave is the user\'s, not a connection\'s')
   await closed(bob)
   await closed(watcher)
 })
