@@ -37,6 +37,8 @@ export const codes = {
 
   // Abuse and capacity
   RATE_LIMITED: { status: 429, error: 'TOO_MANY_REQUESTS', close: 4429, message: 'Rate limit exceeded', action: 'backoff' },
+  // SPEC §11: more concurrent sessions of this user (all instances) than WS_MAX_CONNECTIONS_PER_USER; closed right after the handshake.
+  TOO_MANY_CONNECTIONS: { close: 4429, message: 'Too many connections of this user', action: 'backoff' },
   // Admission control (SPEC §13): this instance's event loop is saturated; Redis is fine.
   OVERLOADED: { status: 503, error: 'SERVICE_UNAVAILABLE', message: 'Gateway instance is overloaded; retry after Retry-After', action: 'backoff' },
 
@@ -66,6 +68,10 @@ export const codes = {
   SLOW_CONSUMER: { close: 1013, message: 'Client did not drain its buffer in time', action: 'retry' },
   // SPEC §9: a subscription token that is invalid, expired, or for another user or channel. `reauth`:
   // the client asks its app for a fresh token and subscribes once more with it.
+  // SPEC §11: a presence request (frame or GET /v1/presence?channel=) for a channel that does not match PRESENCE_CHANNELS.
+  PRESENCE_NOT_ENABLED: { status: 400, error: 'BAD_REQUEST', message: 'Channel does not keep presence (PRESENCE_CHANNELS)', action: 'fix' },
+  // SPEC §11: the JWT's `info` claim is over 1 KiB as JSON; POST /ws-ticket refuses it rather than dropping it silently.
+  INFO_TOO_LARGE: { status: 400, error: 'BAD_REQUEST', message: 'The token\'s info claim exceeds 1024 bytes of JSON', action: 'fix' },
   CHANNEL_TOKEN_INVALID: { message: 'Subscription token is invalid, expired or not for this user and channel', action: 'reauth' },
 
   // Generic HTTP

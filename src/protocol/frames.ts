@@ -58,15 +58,24 @@ export const PublishFrame = Type.Object({
 })
 export type PublishFrame = Static<typeof PublishFrame>
 
+/** SPEC §11: who is in a presence channel (allowed to anyone who may subscribe to it). */
+export const PresenceRequestFrame = Type.Object({
+  type: Type.Literal('presence'),
+  channel: ChannelName,
+  id: Type.Optional(RequestId)
+})
+export type PresenceRequestFrame = Static<typeof PresenceRequestFrame>
+
 /** Every frame a client may send, keyed by `type`. */
 export const clientFrameSchemas = {
   ping: PingFrame,
   subscribe: SubscribeFrame,
   unsubscribe: UnsubscribeFrame,
   send: SendFrame,
-  publish: PublishFrame
+  publish: PublishFrame,
+  presence: PresenceRequestFrame
 } as const
 export type ClientFrameType = keyof typeof clientFrameSchemas
-export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame | SendFrame | PublishFrame
+export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame | SendFrame | PublishFrame | PresenceRequestFrame
 
-export type { SessionEstablishedFrame, PongFrame, ErrorFrame, SubscribedFrame, UnsubscribedFrame, MessageFrame, AckFrame, ServerFrame, PublishedFrame } from './server-frames.js'
+export type { SessionEstablishedFrame, PongFrame, ErrorFrame, SubscribedFrame, UnsubscribedFrame, MessageFrame, AckFrame, ServerFrame, PublishedFrame, JoinFrame, LeaveFrame, PresenceFrame, PresenceUserEntry } from './server-frames.js'

@@ -180,3 +180,36 @@ export const HistoryResponse = Type.Object({
   offset: Type.String({ description: 'The last message\'s offset (or the position when none): pass it as `since` for the next page' }),
   recovered: Type.Boolean({ description: 'False: `since` is from another epoch, older than the retained history or ahead of it; `offset` is then the head' })
 })
+
+/** GET /v1/presence (SPEC §11): exactly one of `channel` and `userId`; unknown parameters are a 400. */
+export const PresenceQuery = Type.Object({
+  channel: Type.Optional(ChannelName),
+  userId: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'A user id (the JWT `sub`)' }))
+}, { additionalProperties: false, patternProperties: { '^_': {} } })
+export type PresenceQuery = Static<typeof PresenceQuery>
+
+const PresenceUser = Type.Object({
+  userId: Type.String(),
+  connections: Type.Integer({ minimum: 1, description: 'Its connections in the channel, on every instance' }),
+  info: Type.Optional(Type.Unknown({ description: 'The JWT\'s `info` claim' }))
+})
+
+export const ChannelPresenceResponse = Type.Object({
+  channel: Type.String(),
+  users: Type.Array(PresenceUser, { maxItems: 1000 }),
+  totalUsers: Type.Integer({ minimum: 0 }),
+  totalConnections: Type.Integer({ minimum: 0 }),
+  truncated: Type.Boolean({ description: 'True when more than 1000 users are present: `users` lists 1000 of them' })
+})
+
+export const UserPresenceResponse = Type.Object({
+  userId: Type.String(),
+  online: Type.Boolean(),
+  connections: Type.Array(Type.Object({
+    connectionId: Type.String(),
+    sessionId: Type.String(),
+    connectedAt: Type.String({ format: 'date-time' })
+  }))
+})
+
+export const PresenceResponse = Type.Union([ChannelPresenceResponse, UserPresenceResponse])

@@ -63,6 +63,42 @@ export interface PublishedFrame {
   offset: string
 }
 
+/** SPEC §11: a user's first connection entered a presence channel (no offset: not in the history). */
+export interface JoinFrame {
+  type: 'join'
+  channel: string
+  userId: string
+  /** The JWT's `info` claim. */
+  info?: unknown
+}
+
+/** SPEC §11: a user's last connection left and none came back within PRESENCE_LEAVE_DELAY_MS. */
+export interface LeaveFrame {
+  type: 'leave'
+  channel: string
+  userId: string
+}
+
+export interface PresenceUserEntry {
+  userId: string
+  /** Its connections in the channel, on every instance. */
+  connections: number
+  info?: unknown
+}
+
+/** SPEC §11: the answer to a `presence` frame (GET /v1/presence?channel= answers the same body). */
+export interface PresenceFrame {
+  type: 'presence'
+  channel: string
+  id?: string | number
+  /** At most 1000. */
+  users: PresenceUserEntry[]
+  totalUsers: number
+  totalConnections: number
+  /** True when users were left out of `users` (totalUsers > users.length). */
+  truncated: boolean
+}
+
 /** Every frame the gateway sends, tagged by `type`. */
 export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | MessageFrame | AckFrame
-  | PublishedFrame
+  | PublishedFrame | JoinFrame | LeaveFrame | PresenceFrame

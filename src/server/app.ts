@@ -15,6 +15,7 @@ import { ChannelPublisher } from './channels/publisher.js'
 import { LongPoll } from './channels/long-poll.js'
 import { ChannelHistory } from './channels/channel-history.js'
 import { LifecycleEvents } from './events/lifecycle-events.js'
+import { ChannelPresence } from './channels/channel-presence.js'
 import { GatewayLogController, loggerOptions, requestIdOf } from './logging.js'
 import enginePlugin from './plugins/engine.js'
 import drainPlugin from './plugins/drain.js'
@@ -45,6 +46,7 @@ declare module 'fastify' {
     channelHistory: ChannelHistory
     lifecycle: LifecycleEvents
     channelRequests: ChannelRequests
+    presence: ChannelPresence
   }
 }
 
@@ -135,6 +137,21 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   const lifecycle = new LifecycleEvents({ engine, enabled: config.lifecycleEvents, instanceId: randomUUID(), metrics, logger: app.log.child({ component: 'lifecycle' }) })
   app.decorate('lifecycle', lifecycle)
   if (config.lifecycleEvents.size > 0) app.log.info({ event: 'lifecycle.enabled', instanceId: lifecycle.instanceId, events: [...config.lifecycleEvents] }, 'writing lifecycle events')
+
+  // SPEC §11: join/leave reach this instance's subscribers through the relay; the transitions' winner writes the lifecycle events.
+  const presence = new ChannelPresence({
+    engine,
+    channels: config.presence.channels,
+    timings: { ttlSeconds: config.presence.ttlSeconds, leaveDelayMs: config.presence.leaveDelayMs },
+    maxConnectionsPerUser: config.presence.maxConnectionsPerUser,
+    instanceId: lifecycle.instanceId,
+    lifecycle,
+    logger: app.log.child({ component: 'presence' }),
+    deliver: (channel, text, type) => { relay.sendPresenceFrame(channel, text, type) },
+    metrics
+  })
+  app.decorate('presence', presence)
+  app.addHook('onClose', async () => { presence.stop() })
 
   await app.register(enginePlugin, { engine, settle: async () => { await lifecycle.settled() } })
   await app.register(drainPlugin, { sockets: hub, releaseWaiters: () => { longPoll.release() }, shutdownGraceMs: config.shutdownGraceMs })

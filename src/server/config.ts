@@ -6,6 +6,8 @@ import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { RedisTopologyError, topologyFromEnv, type RedisTopology } from './engine/redis-topology.js'
 import { lifecycleEventsOf, type LifecycleEventName } from './events/lifecycle-events.js'
+import { ConfigError, originsOf, trustProxyOf } from './config-values.js'
+import { PresenceEnv, presenceConfigOf, type PresenceConfig } from './presence-config.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -72,6 +74,7 @@ const EnvSchema = Type.Object({
   // SPEC §12: comma list of events written to <prefix>events, capped at about EVENTS_MAX_LENGTH entries.
   LIFECYCLE_EVENTS: Type.Optional(Type.String()),
   EVENTS_MAX_LENGTH: Type.Integer({ minimum: 1000, maximum: 10000000, default: 100000 }),
+  ...PresenceEnv,
   LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: [...LOG_LEVELS], default: 'info' }),
   DEV_SECRET_FILE: Type.String({ minLength: 1, default: '.dev-secret' })
 })
@@ -133,6 +136,8 @@ export interface Config {
   readonly inboundMaxLength: number
   readonly lifecycleEvents: ReadonlySet<LifecycleEventName>
   readonly eventsMaxLength: number
+  /** SPEC §11: presence channels, leave delay, entry TTL, the per-user connection limit. */
+  readonly presence: PresenceConfig
   readonly logLevel: LogLevel
   readonly devSecretFile: string
 }
@@ -140,10 +145,7 @@ export interface Config {
 /** NODE_ENV values that run development rules (SPEC §2); unset counts as development. */
 const DEVELOPMENT_ENVIRONMENTS: ReadonlySet<string> = new Set(['', 'development', 'test'])
 
-/** A configuration error: its message is the one line printed at boot. */
-export class ConfigError extends Error {
-  override name = 'ConfigError'
-}
+export { ConfigError }
 
 interface AjvError { instancePath: string, message?: string, params?: { missingProperty?: string, allowedValues?: unknown[] } }
 
@@ -151,43 +153,6 @@ function describe (error: AjvError): string {
   const variable = error.params?.missingProperty ?? error.instancePath.replace(/^\//, '')
   const allowed = error.params?.allowedValues === undefined ? '' : ` (${error.params.allowedValues.join(', ')})`
   return `${variable} ${error.message ?? 'is invalid'}${allowed}`
-}
-
-/** A comma list of exact origins, or `*` (null: any origin). */
-function originsOf (variable: string, value: string): ReadonlySet<string> | null {
-  const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean)
-  for (const origin of origins) {
-    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
-      throw new ConfigError(`Invalid configuration: ${variable} entry "${origin}" must be * or scheme://host[:port] with no path`)
-    }
-  }
-  return origins.includes('*') ? null : new Set(origins)
-}
-
-const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}(\/\d{1,2})?$/
-const IPV6_CIDR = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(\/\d{1,3})?$/
-
-/**
- * TRUST_PROXY (SPEC §2, §13) in the forms Fastify's `trustProxy` takes: `true` (every
- * hop: only when the gateway is reachable through the proxy alone), a hop count, or
- * the proxies' addresses/CIDRs. Unset or `false`: the TCP peer is the client.
- */
-function trustProxyOf (value: string | undefined): boolean | number | readonly string[] {
-  if (value === undefined || value === 'false') return false
-  if (value === 'true') return true
-  if (/^\d+$/.test(value)) {
-    const hops = Number(value)
-    if (hops < 1 || hops > 32) throw new ConfigError('Invalid configuration: TRUST_PROXY hop count must be between 1 and 32')
-    return hops
-  }
-  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean)
-  for (const entry of entries) {
-    if (!IPV4_CIDR.test(entry) && !IPV6_CIDR.test(entry)) {
-      throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry}" must be an IP address or CIDR (or use true, false or a hop count)`)
-    }
-  }
-  if (entries.length === 0) throw new ConfigError('Invalid configuration: TRUST_PROXY must be true, false, a hop count or a comma list of IPs/CIDRs')
-  return Object.freeze(entries)
 }
 
 /**
@@ -292,6 +257,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     inboundMaxLength: parsed.INBOUND_MAX_LENGTH,
     lifecycleEvents: lifecycleEventsOf(parsed.LIFECYCLE_EVENTS, (message) => new ConfigError(message)),
     eventsMaxLength: parsed.EVENTS_MAX_LENGTH,
+    presence: presenceConfigOf(parsed, (message) => new ConfigError(message)),
     logLevel: parsed.LOG_LEVEL,
     devSecretFile: parsed.DEV_SECRET_FILE
   })

@@ -37,6 +37,7 @@ const OTHER: Code[] = ['BAD_REQUEST', 'PAYLOAD_TOO_LARGE', 'INTERNAL_ERROR']
 const AUTH: Code[] = ['MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED']
 const expected: Record<string, Record<string, Code[]>> = {
   'POST /ws-ticket': {
+    400: ['INFO_TOO_LARGE'],
     401: [...AUTH, 'MISSING_SESSION', 'SESSION_REVOKED'],
     429: ['RATE_LIMITED'],
     503: ['WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
@@ -68,6 +69,13 @@ const expected: Record<string, Record<string, Code[]>> = {
     503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
     default: OTHER
   },
+  'GET /v1/presence': {
+    400: ['BAD_REQUEST', 'PRESENCE_NOT_ENABLED'],
+    401: AUTH,
+    403: ['INSUFFICIENT_SCOPE'],
+    503: ['REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'],
+    default: OTHER
+  },
   'GET /v1/history': {
     400: ['BAD_REQUEST'],
     401: AUTH,
@@ -76,7 +84,7 @@ const expected: Record<string, Record<string, Code[]>> = {
     default: OTHER
   }
 }
-const BEARER_ROUTES = ['POST /ws-ticket', 'POST /v1/publish', 'GET /v1/poll', 'POST /v1/disconnect', 'GET /v1/history']
+const BEARER_ROUTES = ['POST /ws-ticket', 'POST /v1/publish', 'GET /v1/poll', 'POST /v1/disconnect', 'GET /v1/history', 'GET /v1/presence']
 
 function operation (route: string): Operation {
   const [method, path] = route.split(' ') as [string, string]
@@ -207,7 +215,7 @@ await t.test('docs/protocol.md documents every close code and every frame type',
   // Exhaustive by type: a new server frame type fails to compile until it is listed here.
   const serverFrames: Record<ServerFrame['type'] | 'message', true> = {
     session_established: true, pong: true, error: true, subscribed: true, unsubscribed: true, ack: true, message: true,
-    published: true
+    published: true, join: true, leave: true, presence: true
   }
   for (const type of [...Object.keys(clientFrameSchemas), ...Object.keys(serverFrames)]) {
     t.ok(protocol.includes(`{"type":"${type}"`), `frame ${type} is documented`)

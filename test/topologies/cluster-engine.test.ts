@@ -14,6 +14,7 @@ import { RedisCluster } from '../helpers/redis-cluster.js'
 import { engineContract } from '../server/engine/contract.js'
 import { relayContract } from '../server/engine/relay-contract.js'
 import { historyEventsContract } from '../server/engine/history-events-contract.js'
+import { presenceContract } from '../server/engine/presence-contract.js'
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
@@ -78,3 +79,9 @@ await t.test('onCommand sees every command with its name, a duration and its out
 })
 
 await historyEventsContract(t, 'redis cluster', async (relay) => await clusterEngine(`events${++engines}:`, { relay }))
+
+await presenceContract(t, 'redis cluster', async () => {
+  const keyPrefix = `presence${++engines}:`
+  const start = async (): Promise<RedisEngine> => await clusterEngine(keyPrefix)
+  return { engine: await start(), makePeer: start }
+})

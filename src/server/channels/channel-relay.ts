@@ -85,6 +85,16 @@ export class ChannelRelay {
     return this.#channels.size
   }
 
+  /** A join/leave frame (SPEC §11; no offset, not in history) to this channel's current local subscribers. */
+  sendPresenceFrame (channel: string, text: string, type: 'join' | 'leave'): void {
+    const state = this.#channels.get(channel)
+    if (state === undefined) return
+    for (const subscriptions of state.subscribers) {
+      const subscription = subscriptions.get(channel)
+      if (subscription?.current === true) subscription.subscriber.sendText(text, type)
+    }
+  }
+
   /** True when this subscribe took effect (answered `subscribed`, or about to be); false when refused, failed or superseded. */
   async subscribe (subscriber: ChannelSubscriber, frame: SubscribeFrame): Promise<boolean> {
     const { channel } = frame

@@ -17,6 +17,8 @@ export interface ChannelSubscriber {
   readonly identity: SubscriberIdentity
   readonly access: ChannelAccess
   send (frame: ServerFrame): void
-  /** Sends an already serialized message frame (fan-out serializes each message once). */
-  sendText (text: string): void
+  /** The JWT's `info` claim as JSON text (SPEC §11 presence), when it had one. */
+  readonly info?: string | undefined
+  /** Sends an already serialized frame (fan-out serializes each once); `type` counts it (default `message`). */
+  sendText (text: string, type?: 'message' | 'join' | 'leave'): void
 }

@@ -4,6 +4,7 @@
  * contract tests (test/server/engine/contract.ts and relay-contract.ts), so the rest of the
  * gateway cannot tell them apart.
  */
+import type { PresenceEngine } from './presence-types.js'
 
 /** What a ticket binds (SPEC §3): who, which session, when. */
 export interface TicketRecord {
@@ -20,6 +21,8 @@ export interface TicketRecord {
    * stored before client publish existed: no publish rights.
    */
   readonly publish?: readonly string[]
+  /** The JWT's `info` claim as JSON text (SPEC §11 presence), captured like `channels`. */
+  readonly info?: string
 }
 
 /** A channel message as stored and delivered; `data` is its JSON text, never re-parsed. */
@@ -102,7 +105,7 @@ export interface CounterHit {
   readonly ttlMs: number
 }
 
-export interface Engine {
+export interface Engine extends PresenceEngine {
   readonly kind: 'memory' | 'redis'
   /** True while the engine can serve commands; never blocks. */
   isReady(): boolean
@@ -217,12 +220,12 @@ export class ReadinessSignal {
 }
 
 export function encodeTicketRecord (record: TicketRecord): string {
-  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels, pb: record.publish })
+  return JSON.stringify({ sub: record.sub, sid: record.sessionId, iat: record.issuedAt, exp: record.expiresAt, ch: record.channels, pb: record.publish, in: record.info })
 }
 
 export function decodeTicketRecord (value: string): TicketRecord {
-  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[], pb?: string[] }
-  const record = { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [] }
+  const raw = JSON.parse(value) as { sub: string, sid: string, iat: number, exp: number, ch?: string[], pb?: string[], in?: string }
+  const record = { sub: raw.sub, sessionId: raw.sid, issuedAt: raw.iat, expiresAt: raw.exp, channels: raw.ch ?? [], ...(raw.in === undefined ? {} : { info: raw.in }) }
   // `pb` is absent on records of older instances (rolling deploy): no publish rights.
   return raw.pb === undefined ? record : { ...record, publish: raw.pb }
 }

@@ -23,7 +23,9 @@ import { parseOffset } from '../../protocol/offsets.js'
 import { RedisCommandRunner, type RedisCommandObserver } from './redis-command-runner.js'
 import { createRedisConnections, type RedisClient } from './redis-connection.js'
 import { RedisKeys } from './redis-keys.js'
-import { liveMessage, storedMessage } from './redis-messages.js'
+import { eventFieldsOf, liveMessage, revocationsOf, storedMessage } from './redis-messages.js'
+import { RedisPresence } from './redis-presence.js'
+import type { PresenceEngine } from './presence-types.js'
 import { RedisReadiness } from './redis-readiness.js'
 import { RedisScripts } from './redis-scripts.js'
 import type { RedisTopology } from './redis-topology.js'
@@ -77,6 +79,7 @@ export class RedisEngine implements Engine {
   readonly #readiness: RedisReadiness
   readonly #relay: RelaySettings
   readonly #liveNames = new Map<string, string>()
+  readonly #presence: RedisPresence
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
 
@@ -95,6 +98,7 @@ export class RedisEngine implements Engine {
       ...(options.onCommand === undefined ? {} : { onCommand: options.onCommand }),
       ...(options.isOverloaded === undefined ? {} : { isOverloaded: options.isOverloaded })
     })
+    this.#presence = new RedisPresence({ client, keys: this.#keys, runner: this.#runner, sharded: cluster, assertReady: () => { this.#assertReady() } })
     subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
     subscriber.on('smessage', (name: string, payload: string) => { this.#onLive(name, payload) })
     this.#readiness = new RedisReadiness({
@@ -187,15 +191,7 @@ export class RedisEngine implements Engine {
   async loadRevocations (): Promise<StoredRevocation[]> {
     this.#assertReady()
     const flat = await this.#runner.run('script:load-revocations', async () => await this.#scripts.loadRevocations(this.#keys.revocations))
-    const active: StoredRevocation[] = []
-    for (let index = 0; index + 1 < flat.length; index += 2) {
-      const member = String(flat[index])
-      const separator = member.indexOf(':')
-      const kind = member.slice(0, separator)
-      if (kind !== 'user' && kind !== 'session') continue
-      active.push({ target: { kind, id: member.slice(separator + 1) }, remainingMs: Number(flat[index + 1]) })
-    }
-    return active
+    return revocationsOf(flat)
   }
 
   async countHit (key: string, windowMs: number): Promise<CounterHit> {
@@ -264,12 +260,20 @@ export class RedisEngine implements Engine {
   async readEvents (count: number): Promise<EventFields[]> {
     this.#assertReady()
     const entries = await this.#runner.run('xrevrange', async () => await this.#client.xrevrange(this.#keys.events, '+', '-', 'COUNT', count))
-    return entries.reverse().map(([, flat]) => {
-      const fields: Record<string, string> = {}
-      for (let index = 0; index + 1 < flat.length; index += 2) fields[flat[index] ?? ''] = flat[index + 1] ?? ''
-      return fields
-    })
+    return entries.reverse().map(([, flat]) => eventFieldsOf(flat))
   }
+
+  // Presence (SPEC §11): redis-presence.ts.
+  registerUserConnection (...a: Parameters<PresenceEngine['registerUserConnection']>): ReturnType<PresenceEngine['registerUserConnection']> { return this.#presence.registerUserConnection(...a) }
+  unregisterUserConnection (...a: Parameters<PresenceEngine['unregisterUserConnection']>): ReturnType<PresenceEngine['unregisterUserConnection']> { return this.#presence.unregisterUserConnection(...a) }
+  refreshUserConnections (...a: Parameters<PresenceEngine['refreshUserConnections']>): ReturnType<PresenceEngine['refreshUserConnections']> { return this.#presence.refreshUserConnections(...a) }
+  userConnections (...a: Parameters<PresenceEngine['userConnections']>): ReturnType<PresenceEngine['userConnections']> { return this.#presence.userConnections(...a) }
+  enterPresence (...a: Parameters<PresenceEngine['enterPresence']>): ReturnType<PresenceEngine['enterPresence']> { return this.#presence.enterPresence(...a) }
+  exitPresence (...a: Parameters<PresenceEngine['exitPresence']>): ReturnType<PresenceEngine['exitPresence']> { return this.#presence.exitPresence(...a) }
+  refreshPresence (...a: Parameters<PresenceEngine['refreshPresence']>): ReturnType<PresenceEngine['refreshPresence']> { return this.#presence.refreshPresence(...a) }
+  sweepPresence (...a: Parameters<PresenceEngine['sweepPresence']>): ReturnType<PresenceEngine['sweepPresence']> { return this.#presence.sweepPresence(...a) }
+  readPresence (...a: Parameters<PresenceEngine['readPresence']>): ReturnType<PresenceEngine['readPresence']> { return this.#presence.readPresence(...a) }
+  onPresenceEvent (listener: (channel: string, frame: string) => void): void { this.#presence.onPresenceEvent(listener) }
 
   #onLive (name: string, payload: string): void {
     if (name === this.#keys.control) {
@@ -277,6 +281,7 @@ export class RedisEngine implements Engine {
       return
     }
     const channel = this.#liveNames.get(name)
+    if (channel !== undefined && this.#presence.handleLive(channel, payload)) return
     const message = channel === undefined ? null : liveMessage(channel, payload)
     if (message !== null) this.#onMessage?.(message)
   }

@@ -6,7 +6,20 @@ export interface ChannelKeys {
   readonly stream: string
   /** Prefix of the publish idempotency keys. */
   readonly idempotency: string
-  /** The pub/sub (or shard) channel of live messages. */
+  /** The pub/sub (or shard) channel of live messages (join/leave frames too, prefixed `!`). */
+  readonly live: string
+}
+
+/** A presence channel's keys (SPEC §11), in the channel's hash slot (docs/redis.md "Presence"). */
+export interface PresenceKeys {
+  /** Zset `<connectionId>:<userId>` → expiry (ms, Redis clock). */
+  readonly entries: string
+  /** Hash userId → connections present. */
+  readonly counts: string
+  /** Hash userId → the JWT's `info` (JSON). */
+  readonly info: string
+  /** Zset userId → when its leave is due (its last connection left). */
+  readonly leaving: string
   readonly live: string
 }
 
@@ -38,6 +51,22 @@ export class RedisKeys {
   channel (channel: string): ChannelKeys {
     const base = `${this.#prefix}{ch:${channel}}`
     return { meta: `${base}:meta`, stream: `${base}:history`, idempotency: `${base}:idem:`, live: `${base}:live` }
+  }
+
+  presence (channel: string): PresenceKeys {
+    const base = `${this.#prefix}{ch:${channel}}`
+    return { entries: `${base}:presence`, counts: `${base}:presence:counts`, info: `${base}:presence:info`, leaving: `${base}:presence:leaving`, live: `${base}:live` }
+  }
+
+  /** Presence channels → when one may next need a sweep (one key, any slot; read by every instance's sweeper). */
+  get presenceDue (): string {
+    return `${this.#prefix}presence:due`
+  }
+
+  /** A user's registry of open connections (SPEC §11): a zset of expiries and a hash of details, one slot. */
+  user (userId: string): { readonly connections: string, readonly details: string } {
+    const base = `${this.#prefix}user:{${userId}}`
+    return { connections: `${base}:conns`, details: `${base}:details` }
   }
 
   ticket (ticketHash: string): string {

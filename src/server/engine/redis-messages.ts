@@ -4,7 +4,7 @@
  * publish (SPEC §9) adds its `from`; a backend publish is written as before it existed.
  */
 import { parseOffset } from '../../protocol/offsets.js'
-import type { ChannelMessage } from './engine.js'
+import type { ChannelMessage, EventFields, StoredRevocation } from './engine.js'
 
 /** The `from` JSON text publish.lua stored; null when it is not a JSON string (never written so). */
 function parseFrom (text: string): string | null {
@@ -43,4 +43,24 @@ export function liveMessage (channel: string, payload: string): ChannelMessage |
   if (space === -1) return { channel, ...position, data }
   const from = parseFrom(header.slice(space + 1))
   return from === null ? null : { channel, ...position, data, from }
+}
+
+/** load-revocations.lua's flat answer (member, ms left, ...) as bans; unknown kinds are skipped. */
+export function revocationsOf (flat: ReadonlyArray<string | number>): StoredRevocation[] {
+  const active: StoredRevocation[] = []
+  for (let index = 0; index + 1 < flat.length; index += 2) {
+    const member = String(flat[index])
+    const separator = member.indexOf(':')
+    const kind = member.slice(0, separator)
+    if (kind !== 'user' && kind !== 'session') continue
+    active.push({ target: { kind, id: member.slice(separator + 1) }, remainingMs: Number(flat[index + 1]) })
+  }
+  return active
+}
+
+/** A stream entry's flat field list as an object, order kept. */
+export function eventFieldsOf (flat: readonly string[]): EventFields {
+  const fields: Record<string, string> = {}
+  for (let index = 0; index + 1 < flat.length; index += 2) fields[flat[index] ?? ''] = flat[index + 1] ?? ''
+  return fields
 }

@@ -18,10 +18,10 @@ export interface MetricsSources {
   readonly channels: () => number
 }
 
-const RECEIVED_KINDS = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary', 'publish'] as const satisfies readonly ReceivedFrameKind[]
-const SENT_KINDS = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error', 'published'] as const satisfies readonly SentFrameKind[]
+const RECEIVED_KINDS = ['ping', 'subscribe', 'unsubscribe', 'send', 'invalid', 'binary', 'publish', 'presence'] as const satisfies readonly ReceivedFrameKind[]
+const SENT_KINDS = ['session_established', 'pong', 'subscribed', 'unsubscribed', 'message', 'ack', 'error', 'published', 'join', 'leave', 'presence'] as const satisfies readonly SentFrameKind[]
 const CONNECT_OUTCOMES = ['established', '4401', '4403', '1013', '1012', '403'] as const satisfies readonly ConnectOutcome[]
-const SERVER_CLOSE_REASONS = ['SLOW_CONSUMER', 'RATE_LIMITED', 'SESSION_REVOKED', 'SERVER_RESTART', 'BINARY_NOT_SUPPORTED', 'HEARTBEAT_TIMEOUT'] as const satisfies readonly ServerCloseReason[]
+const SERVER_CLOSE_REASONS = ['SLOW_CONSUMER', 'RATE_LIMITED', 'SESSION_REVOKED', 'SERVER_RESTART', 'BINARY_NOT_SUPPORTED', 'HEARTBEAT_TIMEOUT', 'TOO_MANY_CONNECTIONS'] as const satisfies readonly ServerCloseReason[]
 const TICKET_REJECT_REASONS = ['missing', 'invalid', 'expired', 'engine_unavailable', 'revoked'] as const satisfies readonly TicketRejectReason[]
 
 /** Seconds. HTTP spans a 1 ms ticket to a 30 s long-poll; Redis and publish sit well below. */
@@ -124,6 +124,18 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
     registers: [this.registry]
   })
 
+  // Presence (SPEC §11)
+  readonly presenceChannels = new Gauge({ name: 'rtgw_presence_channels', help: 'Presence channels with members on this instance', registers: [this.registry] })
+  readonly presenceMembers = new Gauge({ name: 'rtgw_presence_members', help: 'Connections present in presence channels on this instance', registers: [this.registry] })
+  readonly presenceEvents = new Counter({
+    name: 'rtgw_presence_events_total',
+    help: 'Joins and leaves this instance decided and sent (each once cluster-wide)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry]
+  })
+
+  readonly connectionLimitCloses = new Counter({ name: 'rtgw_connection_limit_closes_total', help: 'Sessions closed 4429 TOO_MANY_CONNECTIONS (WS_MAX_CONNECTIONS_PER_USER)', registers: [this.registry] })
+
   // State read at scrape time (only with `sources`)
   readonly engineReady?: Gauge<'engine'>
   readonly draining?: Gauge
@@ -195,6 +207,7 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
     for (const reason of SERVER_CLOSE_REASONS) this.#closeReasons[reason].inc(0)
     for (const outcome of ['ok', 'error']) this.publishDuration.zero({ outcome })
     for (const event of LIFECYCLE_EVENT_NAMES) for (const outcome of LIFECYCLE_OUTCOMES) this.lifecycleEvents.inc({ event, outcome }, 0)
+    for (const kind of ['join', 'leave']) this.presenceEvents.inc({ kind }, 0)
   }
 
   ticketIssued (): void {
@@ -226,6 +239,14 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
   /** One Redis command (the engine's `onCommand` hook). */
   readonly observeRedisCommand = (command: string, durationMs: number, ok: boolean): void => {
     this.redisCommandDuration.observe({ command, outcome: ok ? 'ok' : 'error' }, durationMs / 1000)
+  }
+
+  presenceEvent (kind: 'join' | 'leave'): void {
+    this.presenceEvents.inc({ kind })
+  }
+
+  connectionLimitClose (): void {
+    this.connectionLimitCloses.inc()
   }
 
   /** One lifecycle event's outcome (events/lifecycle-events.ts LifecycleMetrics). */

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { BearerHeaders, OtherErrors, TicketResponse, errorResponses } from '../../protocol/http.js'
 import { GatewayError } from '../errors.js'
 import { authenticateUser, userTokenOf } from './authenticate.js'
+import { presenceInfoOf } from '../channels/channel-presence.js'
 
 /**
  * POST /ws-ticket (SPEC §3): a bearer JWT buys one single-use WebSocket ticket.
@@ -34,7 +35,7 @@ export default async function ticketRoute (app: FastifyInstance): Promise<void> 
       headers: BearerHeaders,
       response: {
         200: TicketResponse,
-        ...errorResponses('MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'SESSION_REVOKED', 'RATE_LIMITED', 'WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'),
+        ...errorResponses('MISSING_TOKEN', 'INVALID_TOKEN', 'TOKEN_EXPIRED', 'MISSING_SESSION', 'INFO_TOO_LARGE', 'SESSION_REVOKED', 'RATE_LIMITED', 'WS_TICKET_REDIS_NOT_READY', 'AUTH_UNAVAILABLE', 'OVERLOADED'),
         default: OtherErrors
       }
     },
@@ -45,6 +46,7 @@ export default async function ticketRoute (app: FastifyInstance): Promise<void> 
     reply.header('cache-control', 'no-store')
     // The user's limit is counted while the ticket is stored: one round trip's wait
     // for both. A refused request's ticket is never handed out and simply expires.
-    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels, publish: token.publish }, limits.user(token.sub))
+    const info = presenceInfoOf(token.claims.info)
+    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels, publish: token.publish, ...(info === undefined ? {} : { info }) }, limits.user(token.sub))
   })
 }

@@ -9,6 +9,7 @@ import { OtherErrors, errorResponses } from '../../protocol/http.js'
 import { ChannelAccess } from '../channels/channel-access.js'
 import { EngineUnavailableError } from '../engine/engine.js'
 import type { SendFrame } from '../../protocol/frames.js'
+import { answerPresence } from '../ws/presence-requests.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -77,10 +78,20 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
         connection.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id })
         return
       case 'subscribe':
-        if (await app.channelRequests.subscribe(connection, frame)) app.lifecycle.subscribe(connection.identity, frame.channel)
+        if (await app.channelRequests.subscribe(connection, frame)) {
+          app.lifecycle.subscribe(connection.identity, frame.channel)
+          // SPEC §11: present while subscribed; a connection that closed meanwhile is not entered.
+          if (connection.isOpen) await app.presence.enter(connection, frame.channel)
+        }
         return
       case 'unsubscribe':
-        if (await app.channelRequests.unsubscribe(connection, frame)) app.lifecycle.unsubscribe(connection.identity, frame.channel)
+        if (await app.channelRequests.unsubscribe(connection, frame)) {
+          app.lifecycle.unsubscribe(connection.identity, frame.channel)
+          await app.presence.exit(connection, frame.channel)
+        }
+        return
+      case 'presence':
+        await answerPresence(app.presence, connection, frame)
         return
       case 'send':
         await sendUpstream(connection, frame)
@@ -153,6 +164,7 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
     const connection = new Connection(socket, {
       identity,
       access: new ChannelAccess({ userId: record.sub, sessionId: record.sessionId, channelPatterns: record.channels, publishPatterns: record.publish ?? [] }),
+      info: record.info,
       logger: request.log,
       messageRate: options.messageRate,
       maxBufferedBytes: options.maxBufferedBytes,
@@ -161,9 +173,15 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       onClose: (closed, code, reason) => {
         app.relay.remove(closed)
         app.hub.remove(closed)
+        // After the registration settled, so a close racing it still frees the user's slot.
+        void registered.then(async () => { await app.presence.close(closed) })
         // SPEC §12: every close, the drain's 1012 included.
         app.lifecycle.disconnect(closed.identity, code, reason)
       }
+    })
+    // SPEC §11: counted against WS_MAX_CONNECTIONS_PER_USER on every instance; past it, closed 4429 right after the handshake.
+    const registered = app.presence.register(identity, Date.now()).then((admitted) => {
+      if (!admitted) connection.closeWith('TOO_MANY_CONNECTIONS')
     })
     app.hub.add(connection)
     app.metrics.connect('established')

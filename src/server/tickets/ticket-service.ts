@@ -40,6 +40,8 @@ export interface Identity {
   readonly channels?: readonly string[]
   /** The JWT's `publish` patterns (SPEC §9). */
   readonly publish?: readonly string[]
+  /** The JWT's `info` claim as JSON text (SPEC §11), at most 1 KiB. */
+  readonly info?: string
 }
 
 /**
@@ -121,7 +123,7 @@ export class TicketService {
     const expiresAt = issuedAt + this.#ttlSeconds * 1000
     const stored = this.#engine.storeTicket(
       hashTicket(ticket),
-      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [], publish: identity.publish ?? [] },
+      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [], publish: identity.publish ?? [], ...(identity.info === undefined ? {} : { info: identity.info }) },
       this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
     )
     await Promise.all([admission, stored])

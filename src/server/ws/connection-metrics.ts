@@ -9,7 +9,7 @@ export type SentFrameKind = ServerFrame['type']
  * Connections the server itself ends: the close codes' names of protocol/codes.ts,
  * and `HEARTBEAT_TIMEOUT` for a dead peer terminated without a close frame.
  */
-export type ServerCloseReason = 'SLOW_CONSUMER' | 'RATE_LIMITED' | 'SESSION_REVOKED' | 'SERVER_RESTART' | 'BINARY_NOT_SUPPORTED' | 'HEARTBEAT_TIMEOUT'
+export type ServerCloseReason = 'SLOW_CONSUMER' | 'RATE_LIMITED' | 'SESSION_REVOKED' | 'SERVER_RESTART' | 'BINARY_NOT_SUPPORTED' | 'HEARTBEAT_TIMEOUT' | 'TOO_MANY_CONNECTIONS'
 
 /**
  * What a connection counts (the app's GatewayMetrics). Frame counts are plain numbers

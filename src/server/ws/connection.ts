@@ -27,6 +27,8 @@ export interface ConnectionLogger extends EngineLogger {
 export interface ConnectionOptions {
   readonly identity: ConnectionIdentity
   readonly access: ChannelAccess
+  /** The JWT's `info` claim as JSON text (SPEC §11 presence). */
+  readonly info?: string | undefined
   /** The request's logger; the connection's child of it is made on first use only. */
   readonly logger: ConnectionLogger
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
@@ -42,8 +44,8 @@ export interface ConnectionOptions {
 /** Counts that go nowhere, for connections built without the app's metrics (unit tests). */
 function unobserved (): ConnectionMetrics {
   return {
-    messagesIn: { ping: 0, subscribe: 0, unsubscribe: 0, send: 0, invalid: 0, binary: 0, publish: 0 },
-    messagesOut: { session_established: 0, pong: 0, subscribed: 0, unsubscribed: 0, message: 0, ack: 0, error: 0, published: 0 },
+    messagesIn: { ping: 0, subscribe: 0, unsubscribe: 0, send: 0, invalid: 0, binary: 0, publish: 0, presence: 0 },
+    messagesOut: { session_established: 0, pong: 0, subscribed: 0, unsubscribed: 0, message: 0, ack: 0, error: 0, published: 0, join: 0, leave: 0, presence: 0 },
     serverClose: () => {}
   }
 }
@@ -57,6 +59,8 @@ function unobserved (): ConnectionMetrics {
 export class Connection {
   readonly identity: ConnectionIdentity
   readonly access: ChannelAccess
+  /** The JWT's `info` claim as JSON text (SPEC §11), captured in the ticket. */
+  readonly info: string | undefined
   /** Heartbeats sent since the peer last proved alive. */
   missedHeartbeats = 0
   readonly #socket: WebSocket
@@ -72,6 +76,7 @@ export class Connection {
     this.#socket = socket
     this.identity = options.identity
     this.access = options.access
+    this.info = options.info
     this.#parentLogger = options.logger
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
@@ -107,9 +112,9 @@ export class Connection {
     if (this.#write(JSON.stringify(frame))) this.#metrics.messagesOut[frame.type] += 1
   }
 
-  /** Sends an already serialized message frame (fan-out serializes each message once). */
-  sendText (text: string): void {
-    if (this.#write(text)) this.#metrics.messagesOut.message += 1
+  /** Sends an already serialized frame (fan-out serializes each message once). */
+  sendText (text: string, type: 'message' | 'join' | 'leave' = 'message'): void {
+    if (this.#write(text)) this.#metrics.messagesOut[type] += 1
   }
 
   #write (text: string): boolean {

@@ -11,6 +11,7 @@ import { eventually } from '../../helpers/gateway.js'
 import { engineContract } from './contract.js'
 import { RELAY_TEST_SETTINGS, relayContract } from './relay-contract.js'
 import { historyEventsContract } from './history-events-contract.js'
+import { presenceContract } from './presence-contract.js'
 
 const silent: EngineLogger = { info () {}, warn () {}, error () {} }
 
@@ -225,4 +226,16 @@ await historyEventsContract(t, 'redis', async (relay) => {
   const engine = new RedisEngine({ url: redis.url, keyPrefix: `events${++engines}:`, commandTimeoutMs: 1000, logger: silent, relay })
   await eventually(() => engine.isReady())
   return engine
+})
+
+await presenceContract(t, 'memory', async () => ({ engine: new MemoryEngine() }))
+
+await presenceContract(t, 'redis', async () => {
+  const keyPrefix = `presence${++engines}:`
+  const start = async (): Promise<RedisEngine> => {
+    const engine = redisEngine(redis.url, keyPrefix)
+    await eventually(() => engine.isReady())
+    return engine
+  }
+  return { engine: await start(), makePeer: start }
 })

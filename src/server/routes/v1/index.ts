@@ -4,6 +4,7 @@ import publishRoute from './publish.js'
 import disconnectRoute from './disconnect.js'
 import pollRoute from './poll.js'
 import historyRoute from './history.js'
+import presenceRoute from './presence.js'
 
 /**
  * The backend and fallback API under /v1 (SPEC §3). Every route here needs the
@@ -18,4 +19,5 @@ export default async function v1Routes (app: FastifyInstance): Promise<void> {
   await app.register(disconnectRoute)
   await app.register(pollRoute)
   await app.register(historyRoute)
+  await app.register(presenceRoute)
 }

@@ -1,0 +1,43 @@
+/** Values of the environment that need more than the schema (config.ts): origin lists, TRUST_PROXY. */
+/** A configuration error: its message is the one line printed at boot. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** A comma list of exact origins, or `*` (null: any origin). */
+export function originsOf (variable: string, value: string): ReadonlySet<string> | null {
+  const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean)
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`Invalid configuration: ${variable} entry "${origin}" must be * or scheme://host[:port] with no path`)
+    }
+  }
+  return origins.includes('*') ? null : new Set(origins)
+}
+
+const IPV4_CIDR = /^(\d{1,3}\.){3}\d{1,3}(\/\d{1,2})?$/
+const IPV6_CIDR = /^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*(\/\d{1,3})?$/
+
+/**
+ * TRUST_PROXY (SPEC §2, §13) in the forms Fastify's `trustProxy` takes: `true` (every
+ * hop: only when the gateway is reachable through the proxy alone), a hop count, or
+ * the proxies' addresses/CIDRs. Unset or `false`: the TCP peer is the client.
+ */
+export function trustProxyOf (value: string | undefined): boolean | number | readonly string[] {
+  if (value === undefined || value === 'false') return false
+  if (value === 'true') return true
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value)
+    if (hops < 1 || hops > 32) throw new ConfigError('Invalid configuration: TRUST_PROXY hop count must be between 1 and 32')
+    return hops
+  }
+  const entries = value.split(',').map((entry) => entry.trim()).filter(Boolean)
+  for (const entry of entries) {
+    if (!IPV4_CIDR.test(entry) && !IPV6_CIDR.test(entry)) {
+      throw new ConfigError(`Invalid configuration: TRUST_PROXY entry "${entry}" must be an IP address or CIDR (or use true, false or a hop count)`)
+    }
+  }
+  if (entries.length === 0) throw new ConfigError('Invalid configuration: TRUST_PROXY must be true, false, a hop count or a comma list of IPs/CIDRs')
+  return Object.freeze(entries)
+}
+

@@ -1,0 +1,4 @@
+-- A connection closed: out of its user's registry. KEYS[1] zset connectionId -> expiry; KEYS[2] hash of details.
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
