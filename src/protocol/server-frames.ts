@@ -63,6 +63,45 @@ export interface PublishedFrame {
   offset: string
 }
 
+/** One user present in a channel (SPEC §11): `info` is the JWT's `info` claim. */
+export interface PresenceUser {
+  userId: string
+  connections: number
+  info?: unknown
+}
+
+/** The answer to a `presence` request (SPEC §11): at most 1000 users listed, `truncated` beyond. */
+export interface PresenceFrame {
+  type: 'presence'
+  channel: string
+  id?: string | number
+  users: PresenceUser[]
+  totalUsers: number
+  totalConnections: number
+  truncated: boolean
+}
+
+/** A user's first connection entered a presence channel (SPEC §11), to its subscribers. */
+export interface JoinFrame {
+  type: 'join'
+  channel: string
+  userId: string
+  info?: unknown
+}
+
+/** A user's last connection left a presence channel and none came back within the delay (SPEC §11). */
+export interface LeaveFrame {
+  type: 'leave'
+  channel: string
+  userId: string
+}
+
 /** Every frame the gateway sends, tagged by `type`. */
 export type ServerFrame = SessionEstablishedFrame | PongFrame | ErrorFrame | SubscribedFrame | UnsubscribedFrame | MessageFrame | AckFrame
   | PublishedFrame
+
+/**
+ * The presence frames (SPEC §11). Not in ServerFrame yet: the server's per-type frame
+ * metrics are keyed by that union, so they join it with the server side of presence.
+ */
+export type PresenceServerFrame = PresenceFrame | JoinFrame | LeaveFrame

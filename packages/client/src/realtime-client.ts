@@ -1,5 +1,5 @@
 import { ChannelSet, type SubscribeOptions } from './channel-set.js'
-import type { ChannelMap, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+import type { ChannelMap, ChannelName, ClientEvents, ClientStatus, PresenceInfo, SessionInfo } from './client-events.js'
 import type { ConnectionStatus } from './connection-status.js'
 import { asClientError, ConnectionError, GatewayClientError } from './errors.js'
 import { Emitter } from './events.js'
@@ -7,7 +7,7 @@ import type { ClientLogger } from './logger.js'
 import { Pause } from './pause.js'
 import { Poller } from './polling.js'
 import { ReconnectPolicy, type AttemptOutcome } from './reconnect-policy.js'
-import { SendQueue, type SendAck } from './send-queue.js'
+import { SendQueue, type PublishResult, type SendAck } from './send-queue.js'
 import { SocketSession } from './socket-session.js'
 import type { SubscribedInfo } from './subscribe-requests.js'
 import type { RealtimeClientOptions } from './realtime-client-options.js'
@@ -15,11 +15,21 @@ import { TicketManager } from './ticket-manager.js'
 import { defaultPageEnvironment, watchPage } from './visibility.js'
 import { Waiters } from './waiters.js'
 import type { WebSocketConstructor } from './websocket.js'
-import type { ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
+import type { PresenceServerFrame, ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
 
-export type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+export type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, PresenceChange, PresenceInfo, SessionInfo } from './client-events.js'
 export type { SubscribeOptions } from './channel-set.js'
-export type { SendAck } from './send-queue.js'
+export type { PublishResult, SendAck } from './send-queue.js'
+
+/** What `publish` accepts besides the channel and the data. */
+export interface PublishOptions {
+  /**
+   * Makes the publish safe to retry (SPEC §9, honoured like `POST /v1/publish`'s):
+   * with one, a publish lost with its socket is sent again on the next connection and
+   * the gateway appends it once; without one, it fails with PUBLISH_UNCONFIRMED instead.
+   */
+  readonly idempotencyKey?: string
+}
 export type { ConnectionStatus } from './connection-status.js'
 export type { RealtimeClientOptions } from './realtime-client-options.js'
 export type { SubscribedInfo } from './subscribe-requests.js'
@@ -83,7 +93,7 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
       status: () => this.#status,
       session: () => this.#session,
       poller: () => this.#poller,
-      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data }) },
+      onMessage: (channel, data, offset, from) => { this.#events.emit('message', from === undefined ? { channel, offset, data } : { channel, offset, data, from }) },
       onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) },
       onSubscribed: (info) => { this.#events.emit('subscribed', info) },
       onRefused: (error) => { this.#events.emit('error', error) },
@@ -179,6 +189,31 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
     return await this.#sends.send(data, this.#status === 'open')
   }
 
+  /**
+   * Publishes `data` to `channel` as this user (SPEC §9: the JWT's `publish` claim or
+   * a subscription token with `publish: true`); resolves to the `published` answer
+   * (`{ channel, offset }`). Queued while the client is (re)connecting; refused with
+   * the gateway's code (FORBIDDEN_CHANNEL, MESSAGE_TOO_LARGE_FOR_CLIENTS…); a refusal
+   * with a retryable code (REDIS_NOT_READY, OVERLOADED) is sent again, as it was not
+   * published. At most once unless `idempotencyKey` is given (PublishOptions).
+   */
+  async publish<Channel extends ChannelName<Messages>> (channel: Channel, data: Messages[Channel], options: PublishOptions = {}): Promise<PublishResult> {
+    if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
+    const key = options.idempotencyKey
+    const frame = key === undefined ? { type: 'publish', channel, data } : { type: 'publish', channel, data, idempotencyKey: key }
+    return await this.#sends.request(frame, this.#status === 'open', key === undefined)
+  }
+
+  /**
+   * Who is in `channel` now (SPEC §11, for PRESENCE_CHANNELS; allowed to anyone who
+   * may subscribe to it). Queued while the client is (re)connecting and asked again
+   * on the next connection if the socket is lost. Keep it live with `join`/`leave`.
+   */
+  async presence (channel: ChannelName<Messages>): Promise<PresenceInfo> {
+    if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
+    return await this.#sends.request({ type: 'presence', channel }, this.#status === 'open')
+  }
+
   getConnectionStatus (): ConnectionStatus {
     return {
       status: this.#status,
@@ -225,7 +260,7 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
       WebSocket: this.#WebSocket,
       ticket: ticket.ticket,
       onEstablished: (frame) => { this.#onEstablished(frame) },
-      onFrame: (frame) => { this.#onFrame(frame) },
+      onFrame: (frame) => { this.#onFrame(frame as ServerFrame | PresenceServerFrame) },
       log: (level, message, details) => { this.#log(level, message, details) }
     })
     this.#socket = socket
@@ -247,10 +282,22 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
     this.#ready.resolveAll(undefined)
   }
 
-  #onFrame (frame: ServerFrame): void {
+  #onFrame (frame: ServerFrame | PresenceServerFrame): void {
     switch (frame.type) {
       case 'message':
-        this.#channels.onMessage(frame.channel, frame.offset, frame.data)
+        this.#channels.onMessage(frame.channel, frame.offset, frame.data, frame.from)
+        return
+      case 'published':
+        this.#sends.answer(String(frame.id), { channel: frame.channel, offset: frame.offset })
+        return
+      case 'presence':
+        this.#sends.answer(String(frame.id), { channel: frame.channel, users: frame.users, totalUsers: frame.totalUsers, totalConnections: frame.totalConnections, truncated: frame.truncated })
+        return
+      case 'join':
+        this.#events.emit('join', frame.info === undefined ? { channel: frame.channel, userId: frame.userId } : { channel: frame.channel, userId: frame.userId, info: frame.info })
+        return
+      case 'leave':
+        this.#events.emit('leave', { channel: frame.channel, userId: frame.userId })
         return
       case 'subscribed':
         this.#channels.onSubscribed(frame)
