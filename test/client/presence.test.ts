@@ -96,7 +96,7 @@ await t.test('presence(channel): one request by id, resolved with the answer', a
   t.equal(client.getConnectionStatus().pendingSends, 0)
 })
 
-await t.test('presence(channel) refused: rejects with the gateway's code', async (t) => {
+await t.test('presence(channel) refused: rejects with the code of the gateway', async (t) => {
   const client = scriptedClient(t)
   await client.connect()
   const refused = client.presence('secret:1')
