@@ -52,7 +52,8 @@ interface Entry {
   buffered: Change[] | undefined
   /** Which query is the latest: an older answer is dropped. */
   query: number
-  readonly leaveChannel: () => void
+  /** Leaves the channel's subscription; undefined once left (the channel registry defers the unsubscribe). */
+  leaveChannel: (() => void) | undefined
   readonly unwatchChannel: () => void
 }
 
@@ -95,6 +96,8 @@ export class PresenceRegistry {
       if (this.#channels.state(channel).status === 'subscribed') this.#fetch(channel, entry)
       this.#changed(channel)
     }
+    // Back before the drop (StrictMode's remount): the channel again, which the channel registry has not let go yet.
+    entry.leaveChannel ??= this.#channels.join(channel, ignore)
     entry.watchers += 1
     const joined = entry
     let left = false
@@ -102,8 +105,12 @@ export class PresenceRegistry {
       if (left) return
       left = true
       joined.watchers -= 1
-      // After a macrotask, like the channels: StrictMode's remount keeps the entry and its answer.
-      if (joined.watchers === 0) setTimeout(() => { this.#drop(channel, joined) }, 0)
+      if (joined.watchers > 0) return
+      // The channel at once, so its unsubscribe goes out with the others before an owned client closes;
+      // the entry after a macrotask: StrictMode's remount keeps it and its answer.
+      joined.leaveChannel?.()
+      joined.leaveChannel = undefined
+      setTimeout(() => { this.#drop(channel, joined) }, 0)
     }
   }
 
@@ -128,7 +135,6 @@ export class PresenceRegistry {
     if (entry.watchers > 0 || this.#entries.get(channel) !== entry) return
     this.#entries.delete(channel)
     entry.unwatchChannel()
-    entry.leaveChannel()
     this.#changed(channel)
     if (this.#entries.size === 0) {
       this.#detach?.()
