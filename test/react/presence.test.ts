@@ -50,7 +50,7 @@ async function usersShown (page: Page): Promise<string[]> {
 }
 
 async function showing (page: Page, users: string[]): Promise<void> {
-  await page.waitForFunction((expected) => JSON.stringify([...document.querySelectorAll('#room li')].map((item) => item.textContent)) === expected, JSON.stringify(users), { timeout: 15_000 })
+  await page.waitForFunction((expected) => JSON.stringify(Array.from(document.querySelectorAll('#room li'), (item) => item.textContent)) === expected, JSON.stringify(users), { timeout: 15_000 })
 }
 
 const presenceQueries = (channel: string): number => gateway.received.filter((frame) => frame.type === 'presence' && frame.channel === channel).length
