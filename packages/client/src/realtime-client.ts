@@ -43,6 +43,14 @@ function untyped<Messages extends ChannelMap, Name extends keyof ClientEvents> (
   return listener as (payload: ClientEvents[Name]) => void
 }
 
+/** A frame's fields without its tag and request id: what the app is given of it. */
+function fieldsOf<Frame extends { type: string, id?: unknown }> (frame: Frame): Omit<Frame, 'type' | 'id'> {
+  const fields: Partial<Frame> = { ...frame }
+  delete fields.type
+  delete fields.id
+  return fields as Omit<Frame, 'type' | 'id'>
+}
+
 /**
  * A self-healing connection to the gateway (SPEC §6): fresh ticket per connect,
  * reconnect with full-jitter backoff, close codes read as auth vs network failures,
@@ -199,9 +207,9 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
    */
   async publish<Channel extends ChannelName<Messages>> (channel: Channel, data: Messages[Channel], options: PublishOptions = {}): Promise<PublishResult> {
     if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
-    const key = options.idempotencyKey
-    const frame = key === undefined ? { type: 'publish', channel, data } : { type: 'publish', channel, data, idempotencyKey: key }
-    return await this.#sends.request(frame, this.#status === 'open', key === undefined)
+    // An undefined idempotencyKey is left out of the JSON.
+    const frame = { type: 'publish', channel, data, idempotencyKey: options.idempotencyKey }
+    return await this.#sends.request(frame, this.#status === 'open', options.idempotencyKey === undefined)
   }
 
   /**
@@ -291,13 +299,12 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
         this.#sends.answer(String(frame.id), { channel: frame.channel, offset: frame.offset })
         return
       case 'presence':
-        this.#sends.answer(String(frame.id), { channel: frame.channel, users: frame.users, totalUsers: frame.totalUsers, totalConnections: frame.totalConnections, truncated: frame.truncated })
+        this.#sends.answer(String(frame.id), fieldsOf(frame))
         return
       case 'join':
-        this.#events.emit('join', frame.info === undefined ? { channel: frame.channel, userId: frame.userId } : { channel: frame.channel, userId: frame.userId, info: frame.info })
-        return
       case 'leave':
-        this.#events.emit('leave', { channel: frame.channel, userId: frame.userId })
+        // SPEC §11: the frame less its tag is the event ({ channel, userId, info? }).
+        this.#events.emit(frame.type, fieldsOf(frame))
         return
       case 'subscribed':
         this.#channels.onSubscribed(frame)

@@ -82,7 +82,7 @@ export class SendQueue {
   async request<Answer> (frame: Record<string, unknown>, open: boolean, once = false): Promise<Answer> {
     const limit = this.#options.maxPending ?? 100
     if (this.#pending.size >= limit) {
-      throw new GatewayClientError('SEND_QUEUE_FULL', `${limit} requests are waiting for an answer; wait for some before sending more`)
+      throw new GatewayClientError('SEND_QUEUE_FULL', `${limit} requests are waiting for an answer`)
     }
     const id = `${this.#clientId}-${this.#options.nextRequestNumber()}`
     let text: string
@@ -137,7 +137,7 @@ export class SendQueue {
     for (const [id, pending] of this.#pending) {
       if (pending.once && pending.written) {
         this.#pending.delete(id)
-        pending.reject(new GatewayClientError('PUBLISH_UNCONFIRMED', 'the connection was lost before the publish was confirmed; it may or may not have been published (pass an idempotencyKey to retry it safely)'))
+        pending.reject(new GatewayClientError('PUBLISH_UNCONFIRMED', 'the connection was lost before the publish was confirmed (an idempotencyKey makes a retry safe)'))
       } else {
         this.#write(pending)
       }
