@@ -7,8 +7,8 @@ import type { ClientLogger } from './logger.js'
 import { Pause } from './pause.js'
 import { Poller } from './polling.js'
 import { ReconnectPolicy, type AttemptOutcome } from './reconnect-policy.js'
-import { SendQueue, type PublishResult, type SendAck } from './send-queue.js'
-import { SocketSession } from './socket-session.js'
+import { SendQueue, type PublishOptions, type PublishResult, type SendAck } from './send-queue.js'
+import { fieldsOf, SocketSession } from './socket-session.js'
 import type { SubscribedInfo } from './subscribe-requests.js'
 import type { RealtimeClientOptions } from './realtime-client-options.js'
 import { TicketManager } from './ticket-manager.js'
@@ -19,17 +19,7 @@ import type { PresenceServerFrame, ServerFrame, SessionEstablishedFrame } from '
 
 export type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, PresenceChange, PresenceInfo, SessionInfo } from './client-events.js'
 export type { SubscribeOptions } from './channel-set.js'
-export type { PublishResult, SendAck } from './send-queue.js'
-
-/** What `publish` accepts besides the channel and the data. */
-export interface PublishOptions {
-  /**
-   * Makes the publish safe to retry (SPEC §9, honoured like `POST /v1/publish`'s):
-   * with one, a publish lost with its socket is sent again on the next connection and
-   * the gateway appends it once; without one, it fails with PUBLISH_UNCONFIRMED instead.
-   */
-  readonly idempotencyKey?: string
-}
+export type { PublishOptions, PublishResult, SendAck } from './send-queue.js'
 export type { ConnectionStatus } from './connection-status.js'
 export type { RealtimeClientOptions } from './realtime-client-options.js'
 export type { SubscribedInfo } from './subscribe-requests.js'
@@ -41,14 +31,6 @@ export type { SubscribedInfo } from './subscribe-requests.js'
  */
 function untyped<Messages extends ChannelMap, Name extends keyof ClientEvents> (listener: (payload: ClientEvents<Messages>[Name]) => void): (payload: ClientEvents[Name]) => void {
   return listener as (payload: ClientEvents[Name]) => void
-}
-
-/** A frame's fields without its tag and request id: what the app is given of it. */
-function fieldsOf<Frame extends { type: string, id?: unknown }> (frame: Frame): Omit<Frame, 'type' | 'id'> {
-  const fields: Partial<Frame> = { ...frame }
-  delete fields.type
-  delete fields.id
-  return fields as Omit<Frame, 'type' | 'id'>
 }
 
 /**
@@ -198,25 +180,17 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
   }
 
   /**
-   * Publishes `data` to `channel` as this user (SPEC §9: the JWT's `publish` claim or
-   * a subscription token with `publish: true`); resolves to the `published` answer
-   * (`{ channel, offset }`). Queued while the client is (re)connecting; refused with
-   * the gateway's code (FORBIDDEN_CHANNEL, MESSAGE_TOO_LARGE_FOR_CLIENTS…); a refusal
-   * with a retryable code (REDIS_NOT_READY, OVERLOADED) is sent again, as it was not
-   * published. At most once unless `idempotencyKey` is given (PublishOptions).
+   * Publishes `data` to `channel` as this user (SPEC §9); resolves to the `published`
+   * answer (`{ channel, offset }`), rejects with the gateway's code (FORBIDDEN_CHANNEL…).
+   * Queued like a send; at most once unless `idempotencyKey` is given (PublishOptions).
    */
   async publish<Channel extends ChannelName<Messages>> (channel: Channel, data: Messages[Channel], options: PublishOptions = {}): Promise<PublishResult> {
     if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
-    // An undefined idempotencyKey is left out of the JSON.
-    const frame = { type: 'publish', channel, data, idempotencyKey: options.idempotencyKey }
+    const frame = { type: 'publish', channel, data, idempotencyKey: options.idempotencyKey } // undefined: left out of the JSON
     return await this.#sends.request(frame, this.#status === 'open', options.idempotencyKey === undefined)
   }
 
-  /**
-   * Who is in `channel` now (SPEC §11, for PRESENCE_CHANNELS; allowed to anyone who
-   * may subscribe to it). Queued while the client is (re)connecting and asked again
-   * on the next connection if the socket is lost. Keep it live with `join`/`leave`.
-   */
+  /** Who is in `channel` now (SPEC §11); queued like a send, asked again on the next socket if this one is lost. */
   async presence (channel: ChannelName<Messages>): Promise<PresenceInfo> {
     if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
     return await this.#sends.request({ type: 'presence', channel }, this.#status === 'open')
@@ -295,22 +269,18 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
       case 'message':
         this.#channels.onMessage(frame.channel, frame.offset, frame.data, frame.from)
         return
+      case 'ack':
       case 'published':
-        this.#sends.answer(String(frame.id), { channel: frame.channel, offset: frame.offset })
-        return
       case 'presence':
-        this.#sends.answer(String(frame.id), fieldsOf(frame))
+        // Answers by id: `{ id }` for an ack, else the frame less its tag and id ({ channel, offset }, the presence).
+        this.#sends.answer(String(frame.id), frame.type === 'ack' ? { id: String(frame.id) } : fieldsOf(frame))
         return
       case 'join':
-      case 'leave':
-        // SPEC §11: the frame less its tag is the event ({ channel, userId, info? }).
+      case 'leave': // SPEC §11: the frame less its tag is the event ({ channel, userId, info? }).
         this.#events.emit(frame.type, fieldsOf(frame))
         return
       case 'subscribed':
         this.#channels.onSubscribed(frame)
-        return
-      case 'ack':
-        this.#sends.ack(String(frame.id))
         return
       case 'error': {
         const error = new GatewayClientError(frame.code, frame.message ?? frame.code)

@@ -21,6 +21,18 @@ export interface SendAck {
   readonly id: string
 }
 
+/** What `publish` accepts besides the channel and the data. */
+export interface PublishOptions {
+  /**
+   * Makes the publish safe to retry (SPEC §9, honoured like `POST /v1/publish`'s):
+   * with one, a publish lost with its socket is sent again on the next connection and
+   * the gateway appends it once; without one, it fails with PUBLISH_UNCONFIRMED instead.
+   * A refusal with a retryable code (REDIS_NOT_READY, OVERLOADED) is sent again either
+   * way: it was not published.
+   */
+  readonly idempotencyKey?: string
+}
+
 /** What `publish()` resolves to: the `published` answer (SPEC §9), the message's offset. */
 export interface PublishResult {
   readonly channel: string
