@@ -83,7 +83,7 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
       status: () => this.#status,
       session: () => this.#session,
       poller: () => this.#poller,
-      onMessage: (channel, data, offset, from) => { this.#events.emit('message', from === undefined ? { channel, offset, data } : { channel, offset, data, from }) },
+      onMessage: (channel, data, offset, from) => { this.#events.emit('message', { channel, offset, data, ...(from === undefined ? {} : { from }) }) },
       onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) },
       onSubscribed: (info) => { this.#events.emit('subscribed', info) },
       onRefused: (error) => { this.#events.emit('error', error) },
@@ -175,25 +175,27 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
    * when the queue is full.
    */
   async send (data: unknown): Promise<SendAck> {
-    if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
-    return await this.#sends.send(data, this.#status === 'open')
+    return await this.#request({ type: 'send', data })
   }
 
   /**
-   * Publishes `data` to `channel` as this user (SPEC §9); resolves to the `published`
-   * answer (`{ channel, offset }`), rejects with the gateway's code (FORBIDDEN_CHANNEL…).
-   * Queued like a send; at most once unless `idempotencyKey` is given (PublishOptions).
+   * Publishes `data` to `channel` as this user (SPEC §9): resolves to `{ channel, offset }`,
+   * rejects with the gateway's code; at most once unless `idempotencyKey` is given.
    */
   async publish<Channel extends ChannelName<Messages>> (channel: Channel, data: Messages[Channel], options: PublishOptions = {}): Promise<PublishResult> {
-    if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
     const frame = { type: 'publish', channel, data, idempotencyKey: options.idempotencyKey } // undefined: left out of the JSON
-    return await this.#sends.request(frame, this.#status === 'open', options.idempotencyKey === undefined)
+    return await this.#request(frame, options.idempotencyKey === undefined)
   }
 
   /** Who is in `channel` now (SPEC §11); queued like a send, asked again on the next socket if this one is lost. */
   async presence (channel: ChannelName<Messages>): Promise<PresenceInfo> {
+    return await this.#request({ type: 'presence', channel })
+  }
+
+  /** A frame answered by id (send, publish, presence): written now if open, else on the next session. */
+  async #request<Answer> (frame: Record<string, unknown>, once = false): Promise<Answer> {
     if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
-    return await this.#sends.request({ type: 'presence', channel }, this.#status === 'open')
+    return await this.#sends.request(frame, this.#status === 'open', once)
   }
 
   getConnectionStatus (): ConnectionStatus {
