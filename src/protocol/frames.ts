@@ -78,4 +78,4 @@ export const clientFrameSchemas = {
 export type ClientFrameType = keyof typeof clientFrameSchemas
 export type ClientFrame = PingFrame | SubscribeFrame | UnsubscribeFrame | SendFrame | PublishFrame | PresenceRequestFrame
 
-export type { SessionEstablishedFrame, PongFrame, ErrorFrame, SubscribedFrame, UnsubscribedFrame, MessageFrame, AckFrame, ServerFrame, PublishedFrame, JoinFrame, LeaveFrame, PresenceFrame, PresenceUserEntry } from './server-frames.js'
+export type { SessionEstablishedFrame, PongFrame, ErrorFrame, SubscribedFrame, UnsubscribedFrame, MessageFrame, AckFrame, ServerFrame, PublishedFrame, JoinFrame, LeaveFrame, PresenceFrame, PresenceUser } from './server-frames.js'

@@ -79,7 +79,8 @@ export interface LeaveFrame {
   userId: string
 }
 
-export interface PresenceUserEntry {
+/** One user present in a channel (SPEC §11). */
+export interface PresenceUser {
   userId: string
   /** Its connections in the channel, on every instance. */
   connections: number
@@ -92,7 +93,7 @@ export interface PresenceFrame {
   channel: string
   id?: string | number
   /** At most 1000. */
-  users: PresenceUserEntry[]
+  users: PresenceUser[]
   totalUsers: number
   totalConnections: number
   /** True when users were left out of `users` (totalUsers > users.length). */

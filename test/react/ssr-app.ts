@@ -8,13 +8,15 @@ import { renderToString } from 'react-dom/server'
 import { version } from 'react'
 import * as bindings from '@realtime-gateway/react'
 
-const { RealtimeProvider, useChannel, useConnectionStatus, useSend } = bindings
+const { RealtimeProvider, useChannel, useConnectionStatus, usePresence, usePublish, useSend } = bindings
 
 function Feed (): ReactElement {
   const status = useConnectionStatus()
   const channel = useChannel('user:ssr', () => {})
   const send = useSend()
-  return createElement('p', { 'data-send': typeof send }, `${status}/${channel.status}`)
+  const publish = usePublish()
+  const presence = usePresence('room:ssr')
+  return createElement('p', { 'data-send': typeof send, 'data-publish': typeof publish }, `${status}/${channel.status}/${presence.status}`)
 }
 
 const html = renderToString(createElement(RealtimeProvider, {

@@ -21,8 +21,8 @@ for (const version of REACT_VERSIONS) {
     const result = JSON.parse(child.stdout) as { reactVersion: string, exports: string[], html: string, globals: Record<string, string> }
     t.match(result.reactVersion, new RegExp(`^${version}\\.`), `React ${version}`)
     t.same(result.globals, { window: 'undefined', document: 'undefined' }, 'no browser globals')
-    t.same(result.exports, ['RealtimeProvider', 'useChannel', 'useConnectionStatus', 'useRealtime', 'useSend'], 'the provider and the four hooks')
-    t.match(result.html, /<p data-send="function">closed\/idle<\/p>/, 'server snapshot: closed, channel idle')
+    t.same(result.exports, ['RealtimeProvider', 'applyPresenceChange', 'useChannel', 'useConnectionStatus', 'usePresence', 'usePublish', 'useRealtime', 'useSend'], 'the provider, the six hooks and the presence reducer')
+    t.match(result.html, /<p data-send="function" data-publish="function">closed\/idle\/idle<\/p>/, 'server snapshot: closed, channel and presence idle')
   })
 }
 

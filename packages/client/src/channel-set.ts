@@ -15,6 +15,14 @@ export interface SubscribeOptions {
    * Ignored when the channel is already subscribed.
    */
   readonly since?: string
+  /**
+   * Subscription token provider (SPEC §9): called before every `subscribe` frame of
+   * this channel, the first one and each resubscribe after a reconnect or a retry, so
+   * an expired token is never sent again. A CHANNEL_TOKEN_INVALID refusal asks it once
+   * more and retries; a second refusal fails the subscription. Ignored when the
+   * channel is already subscribed.
+   */
+  readonly token?: () => Promise<string>
 }
 
 export interface ChannelSetOptions {
@@ -26,7 +34,7 @@ export interface ChannelSetOptions {
   /** The current session; a retry goes out only on the session that was refused. */
   readonly session: () => object | undefined
   readonly poller: () => { readonly running: boolean, add: (channel: string) => void, remove: (channel: string) => void }
-  readonly onMessage: (channel: string, data: unknown, offset: string) => void
+  readonly onMessage: (channel: string, data: unknown, offset: string, from?: string) => void
   readonly onRecoveryFailed: (channel: string) => void
   readonly onSubscribed: (info: SubscribedInfo) => void
   /** A channel was refused for good (e.g. FORBIDDEN_CHANNEL). */
@@ -47,6 +55,9 @@ export class ChannelSet {
   readonly #options: ChannelSetOptions
   readonly #subscriptions: Subscriptions
   readonly #requests: SubscribeRequests
+  readonly #tokens = new Map<string, () => Promise<string>>()
+  /** Channels refused with CHANNEL_TOKEN_INVALID and asked again with a fresh token, until confirmed. */
+  readonly #reauthed = new Set<string>()
 
   constructor (options: ChannelSetOptions) {
     this.#options = options
@@ -55,7 +66,7 @@ export class ChannelSet {
       nextRequestNumber: options.nextRequestNumber,
       write: options.write,
       random: options.random,
-      frameOf: (channel) => this.#subscriptions.subscribeFrame(channel)
+      frameOf: (channel) => this.#frameOf(channel)
     })
   }
 
@@ -83,6 +94,7 @@ export class ChannelSet {
     const confirmed = this.#requests.wait(channel)
     if (!this.#subscriptions.has(channel)) {
       this.#subscriptions.add(channel, options.since)
+      if (options.token !== undefined) this.#tokens.set(channel, options.token)
       const poller = this.#options.poller()
       if (status === 'open') this.#requests.send(channel)
       else if (poller.running) poller.add(channel)
@@ -93,8 +105,7 @@ export class ChannelSet {
   /** True when `channel` was subscribed (the caller then tells the gateway). */
   unsubscribe (channel: string): boolean {
     if (!this.#subscriptions.has(channel)) return false
-    this.#subscriptions.remove(channel)
-    this.#options.poller().remove(channel)
+    this.#drop(channel)
     this.#requests.forget(channel, new GatewayClientError('UNSUBSCRIBED', `unsubscribed from ${channel} before it was confirmed`))
     return true
   }
@@ -105,13 +116,14 @@ export class ChannelSet {
     for (const channel of this.#subscriptions.channels) this.#requests.send(channel)
   }
 
-  onMessage (channel: string, offset: string, data: unknown): void {
-    this.#subscriptions.onMessage(channel, offset, data)
+  onMessage (channel: string, offset: string, data: unknown, from?: string): void {
+    this.#subscriptions.onMessage(channel, offset, data, from)
   }
 
   onSubscribed (frame: SubscribedFrame): void {
     const info = { channel: frame.channel, offset: frame.offset, recovered: frame.recovered === true }
     this.#requests.accepted(frame.id, info.channel)
+    this.#reauthed.delete(info.channel)
     this.#subscriptions.onSubscribed(info.channel, info.offset, info.recovered)
     this.#confirm(info)
   }
@@ -125,7 +137,11 @@ export class ChannelSet {
   onErrorFrame (frame: ErrorFrame, error: GatewayClientError): boolean {
     const channel = this.#requests.answered(frame.id)
     if (channel === undefined) return false
-    if (error.action === 'retry' || error.action === 'backoff') {
+    if (error.code === 'CHANNEL_TOKEN_INVALID' && this.#tokens.has(channel) && !this.#reauthed.has(channel)) {
+      // Expired between the provider's answer and the gateway's check, say: one fresh token.
+      this.#reauthed.add(channel)
+      this.#requests.send(channel)
+    } else if (error.action === 'retry' || error.action === 'backoff') {
       const session = this.#options.session()
       // Only on the same session: a new one resubscribes every channel by itself.
       const delayMs = this.#requests.retry(channel, () => this.#options.status() === 'open' && this.#options.session() === session && this.#subscriptions.has(channel))
@@ -144,8 +160,7 @@ export class ChannelSet {
 
   /** Refused for good: the channel is dropped and its callers hear why. */
   refuse (channel: string, error: GatewayClientError): void {
-    this.#subscriptions.remove(channel)
-    this.#options.poller().remove(channel)
+    this.#drop(channel)
     this.#requests.refuse(channel, error)
     this.#options.onRefused(error)
   }
@@ -153,6 +168,31 @@ export class ChannelSet {
   /** The client stopped: every caller waiting hears why; the channels are kept for the next connect(). */
   refuseAll (error: GatewayClientError): void {
     this.#requests.refuseAll(error)
+  }
+
+  #drop (channel: string): void {
+    this.#subscriptions.remove(channel)
+    this.#options.poller().remove(channel)
+    this.#tokens.delete(channel)
+    this.#reauthed.delete(channel)
+  }
+
+  /**
+   * The next `subscribe` frame of `channel`; with a token provider, its fresh token,
+   * unless the session changed or the channel was dropped while it was being fetched.
+   */
+  #frameOf (channel: string): object | Promise<object | undefined> {
+    const token = this.#tokens.get(channel)
+    if (token === undefined) return this.#subscriptions.subscribeFrame(channel)
+    const session = this.#options.session()
+    const current = (): boolean => this.#tokens.get(channel) === token && this.#options.session() === session && this.#options.status() === 'open'
+    return token().then(
+      (value) => current() ? { ...this.#subscriptions.subscribeFrame(channel), token: value } : undefined,
+      (err: unknown) => {
+        if (this.#tokens.get(channel) === token) this.refuse(channel, new GatewayClientError('CHANNEL_TOKEN_UNAVAILABLE', `the token provider of ${channel} failed`, { cause: err }))
+        return undefined
+      }
+    )
   }
 
   #confirm (info: SubscribedInfo): void {

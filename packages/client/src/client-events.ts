@@ -23,6 +23,8 @@ export type ChannelMessage<Messages extends ChannelMap = Record<string, unknown>
     readonly channel: Channel
     readonly offset: string
     readonly data: Messages[Channel]
+    /** The publishing user of a client publish (SPEC §9), set by the gateway; absent for backend publishes. */
+    readonly from?: string
   }
 }[ChannelName<Messages>]
 
@@ -41,4 +43,24 @@ export interface ClientEvents<Messages extends ChannelMap = Record<string, unkno
   recoveryFailed: { readonly channel: string }
   /** Every failure, terminal or not; `getConnectionStatus().lastError` keeps the last. */
   error: GatewayClientError
+  /** A user's first connection entered a presence channel this client is subscribed to (SPEC §11). */
+  join: PresenceChange
+  /** A user's last connection left a presence channel (after the gateway's leave delay). */
+  leave: PresenceChange
+}
+
+/** `join` and `leave` events; `info` (the user's JWT `info` claim) comes with a join only. */
+export interface PresenceChange {
+  readonly channel: string
+  readonly userId: string
+  readonly info?: unknown
+}
+
+/** What `presence(channel)` resolves to (SPEC §11): at most 1000 users listed, `truncated` beyond. */
+export interface PresenceInfo {
+  readonly channel: string
+  readonly users: ReadonlyArray<{ readonly userId: string, readonly connections: number, readonly info?: unknown }>
+  readonly totalUsers: number
+  readonly totalConnections: number
+  readonly truncated: boolean
 }

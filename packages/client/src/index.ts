@@ -13,6 +13,10 @@ export {
   type SubscribeOptions,
   type SubscribedInfo,
   type SendAck,
+  type PublishOptions,
+  type PublishResult,
+  type PresenceInfo,
+  type PresenceChange,
   type SessionInfo,
   type ConnectionStatus
 } from './realtime-client.js'

@@ -6,7 +6,7 @@ import type { TokenProvider } from './ticket-manager.js'
 
 /** A `GET /v1/poll` answer (SPEC §3). */
 export interface PollAnswer {
-  readonly messages: ReadonlyArray<{ channel: string, offset: string, data: unknown }>
+  readonly messages: ReadonlyArray<{ channel: string, offset: string, data: unknown, from?: string }>
   readonly offset: string
   readonly recovered: boolean
 }

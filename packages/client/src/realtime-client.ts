@@ -1,5 +1,5 @@
 import { ChannelSet, type SubscribeOptions } from './channel-set.js'
-import type { ChannelMap, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+import type { ChannelMap, ChannelName, ClientEvents, ClientStatus, PresenceInfo, SessionInfo } from './client-events.js'
 import type { ConnectionStatus } from './connection-status.js'
 import { asClientError, ConnectionError, GatewayClientError } from './errors.js'
 import { Emitter } from './events.js'
@@ -7,8 +7,8 @@ import type { ClientLogger } from './logger.js'
 import { Pause } from './pause.js'
 import { Poller } from './polling.js'
 import { ReconnectPolicy, type AttemptOutcome } from './reconnect-policy.js'
-import { SendQueue, type SendAck } from './send-queue.js'
-import { SocketSession } from './socket-session.js'
+import { SendQueue, type PublishOptions, type PublishResult, type SendAck } from './send-queue.js'
+import { fieldsOf, SocketSession } from './socket-session.js'
 import type { SubscribedInfo } from './subscribe-requests.js'
 import type { RealtimeClientOptions } from './realtime-client-options.js'
 import { TicketManager } from './ticket-manager.js'
@@ -17,9 +17,9 @@ import { Waiters } from './waiters.js'
 import type { WebSocketConstructor } from './websocket.js'
 import type { ServerFrame, SessionEstablishedFrame } from '../../../src/protocol/server-frames.js'
 
-export type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, SessionInfo } from './client-events.js'
+export type { ChannelMap, ChannelMessage, ChannelName, ClientEvents, ClientStatus, PresenceChange, PresenceInfo, SessionInfo } from './client-events.js'
 export type { SubscribeOptions } from './channel-set.js'
-export type { SendAck } from './send-queue.js'
+export type { PublishOptions, PublishResult, SendAck } from './send-queue.js'
 export type { ConnectionStatus } from './connection-status.js'
 export type { RealtimeClientOptions } from './realtime-client-options.js'
 export type { SubscribedInfo } from './subscribe-requests.js'
@@ -83,7 +83,7 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
       status: () => this.#status,
       session: () => this.#session,
       poller: () => this.#poller,
-      onMessage: (channel, data, offset) => { this.#events.emit('message', { channel, offset, data }) },
+      onMessage: (channel, data, offset, from) => { this.#events.emit('message', { channel, offset, data, ...(from === undefined ? {} : { from }) }) },
       onRecoveryFailed: (channel) => { this.#events.emit('recoveryFailed', { channel }) },
       onSubscribed: (info) => { this.#events.emit('subscribed', info) },
       onRefused: (error) => { this.#events.emit('error', error) },
@@ -175,8 +175,27 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
    * when the queue is full.
    */
   async send (data: unknown): Promise<SendAck> {
+    return await this.#request({ type: 'send', data })
+  }
+
+  /**
+   * Publishes `data` to `channel` as this user (SPEC §9): resolves to `{ channel, offset }`,
+   * rejects with the gateway's code; at most once unless `idempotencyKey` is given.
+   */
+  async publish<Channel extends ChannelName<Messages>> (channel: Channel, data: Messages[Channel], options: PublishOptions = {}): Promise<PublishResult> {
+    const frame = { type: 'publish', channel, data, idempotencyKey: options.idempotencyKey } // undefined: left out of the JSON
+    return await this.#request(frame, options.idempotencyKey === undefined)
+  }
+
+  /** Who is in `channel` now (SPEC §11); queued like a send, asked again on the next socket if this one is lost. */
+  async presence (channel: ChannelName<Messages>): Promise<PresenceInfo> {
+    return await this.#request({ type: 'presence', channel })
+  }
+
+  /** A frame answered by id (send, publish, presence): written now if open, else on the next session. */
+  async #request<Answer> (frame: Record<string, unknown>, once = false): Promise<Answer> {
     if (!this.#wanted) throw new ConnectionError('CLIENT_CLOSED', 'the client is closed; call connect() first')
-    return await this.#sends.send(data, this.#status === 'open')
+    return await this.#sends.request(frame, this.#status === 'open', once)
   }
 
   getConnectionStatus (): ConnectionStatus {
@@ -250,13 +269,20 @@ export class RealtimeClient<Messages extends ChannelMap = Record<string, unknown
   #onFrame (frame: ServerFrame): void {
     switch (frame.type) {
       case 'message':
-        this.#channels.onMessage(frame.channel, frame.offset, frame.data)
+        this.#channels.onMessage(frame.channel, frame.offset, frame.data, frame.from)
+        return
+      case 'ack':
+      case 'published':
+      case 'presence':
+        // Answers by id: `{ id }` for an ack, else the frame less its tag and id ({ channel, offset }, the presence).
+        this.#sends.answer(String(frame.id), frame.type === 'ack' ? { id: String(frame.id) } : fieldsOf(frame))
+        return
+      case 'join':
+      case 'leave': // SPEC §11: the frame less its tag is the event ({ channel, userId, info? }).
+        this.#events.emit(frame.type, fieldsOf(frame))
         return
       case 'subscribed':
         this.#channels.onSubscribed(frame)
-        return
-      case 'ack':
-        this.#sends.ack(String(frame.id))
         return
       case 'error': {
         const error = new GatewayClientError(frame.code, frame.message ?? frame.code)

@@ -37,6 +37,14 @@ function webSocketUrl (baseUrl: string, path: string): string {
   return url.toString()
 }
 
+/** A frame's fields without its tag and request id: what the app is given of it. */
+export function fieldsOf<Frame extends { type: string, id?: unknown }> (frame: Frame): Omit<Frame, 'type' | 'id'> {
+  const fields: Partial<Frame> = { ...frame }
+  delete fields.type
+  delete fields.id
+  return fields as Omit<Frame, 'type' | 'id'>
+}
+
 /** Only the tag is checked: the gateway's frames are typed by protocol/frames.ts, and unknown tags are ignored. */
 function isServerFrame (value: unknown): value is ServerFrame {
   return typeof value === 'object' && value !== null && 'type' in value && typeof value.type === 'string'

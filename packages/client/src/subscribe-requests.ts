@@ -11,8 +11,12 @@ export interface SubscribedInfo {
 export interface SubscribeRequestsOptions {
   /** The client's request counter, shared with send ids. */
   readonly nextRequestNumber: () => number
-  /** The `subscribe` frame for a channel, without its id (Subscriptions adds `since`). */
-  readonly frameOf: (channel: string) => object
+  /**
+   * The `subscribe` frame for a channel, without its id (Subscriptions adds `since`).
+   * A promise when the frame needs a subscription token first; `undefined` from it
+   * when the request is no longer wanted once the token is there.
+   */
+  readonly frameOf: (channel: string) => object | Promise<object | undefined>
   /** Writes a frame to the socket if one is open. */
   readonly write: (text: string) => void
   /** Injected for tests; Math.random otherwise. */
@@ -58,9 +62,15 @@ export class SubscribeRequests {
 
   /** Sends a new request for `channel`; its id is remembered until answered. */
   send (channel: string): void {
+    const frame = this.#options.frameOf(channel)
+    if (frame instanceof Promise) void frame.then((ready) => { if (ready !== undefined) this.#write(channel, ready) })
+    else this.#write(channel, frame)
+  }
+
+  #write (channel: string, frame: object): void {
     const id = `sub-${this.#options.nextRequestNumber()}`
     this.#inFlight.set(id, channel)
-    this.#options.write(JSON.stringify({ ...this.#options.frameOf(channel), id }))
+    this.#options.write(JSON.stringify({ ...frame, id }))
   }
 
   /** The answer to request `id` arrived (`subscribed`, `unsubscribed` or an error): its channel, if it was one. */

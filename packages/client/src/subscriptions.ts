@@ -8,7 +8,7 @@ import { formatOffset, parseOffset, type ChannelPosition } from '../../../src/pr
  */
 export interface SubscriptionEvents {
   /** A message the app has not seen yet, in order. */
-  onMessage: (channel: string, data: unknown, offset: string) => void
+  onMessage: (channel: string, data: unknown, offset: string, from?: string) => void
   /** The server could not replay what was missed (`recovered:false`): the app should refetch state. */
   onRecoveryFailed: (channel: string) => void
 }
@@ -82,14 +82,14 @@ export class Subscriptions {
     if (!recovered && previous !== undefined) this.#events.onRecoveryFailed(channel)
   }
 
-  /** Handles `message`: delivered once, in order; a replayed duplicate is dropped. */
-  onMessage (channel: string, offset: string, data: unknown): void {
+  /** Handles `message`: delivered once, in order; a replayed duplicate is dropped. `from`: a client publish's user (SPEC §9). */
+  onMessage (channel: string, offset: string, data: unknown, from?: string): void {
     if (!this.#positions.has(channel)) return
     const position = parse(offset)
     const last = this.#positions.get(channel)
     if (position !== undefined && last !== undefined && position.epoch === last.epoch && position.seq <= last.seq) return
     this.#positions.set(channel, position)
-    this.#events.onMessage(channel, data, offset)
+    this.#events.onMessage(channel, data, offset, from)
   }
 
   /**
@@ -97,7 +97,7 @@ export class Subscriptions {
    * position. `recovered:false` means the history no longer reaches back to where
    * this client was, so what follows is delivered as a fresh start.
    */
-  onPolled (channel: string, messages: ReadonlyArray<{ offset: string, data: unknown }>, offset: string, recovered: boolean): void {
+  onPolled (channel: string, messages: ReadonlyArray<{ offset: string, data: unknown, from?: string }>, offset: string, recovered: boolean): void {
     if (!this.#positions.has(channel)) return
     this.#confirmed.add(channel)
     if (!recovered) {
@@ -105,7 +105,7 @@ export class Subscriptions {
       this.#positions.set(channel, undefined)
       if (previous !== undefined) this.#events.onRecoveryFailed(channel)
     }
-    for (const message of messages) this.onMessage(channel, message.offset, message.data)
+    for (const message of messages) this.onMessage(channel, message.offset, message.data, message.from)
     const position = parse(offset)
     const last = this.#positions.get(channel)
     if (last === undefined || (position !== undefined && (position.epoch !== last.epoch || position.seq > last.seq))) {

@@ -24,12 +24,15 @@ const SUBSCRIBING: ChannelState = Object.freeze({ status: 'subscribing' })
 /** What the first component on a channel asked for; later ones share its subscription as it is. */
 export interface JoinOptions {
   readonly since?: string | undefined
+  /** The first joiner's subscription token provider (SPEC §9), asked before every subscribe frame. */
+  readonly token?: (() => Promise<string>) | undefined
 }
 
 interface Entry {
   readonly handlers: Set<MessageHandlerRef>
   /** The first joiner's resume point: one subscription per channel, so the first `since` wins. */
   readonly since: string | undefined
+  readonly token: (() => Promise<string>) | undefined
   state: ChannelState
 }
 
@@ -60,7 +63,7 @@ export class ChannelRegistry {
   join (channel: string, handler: MessageHandlerRef, options: JoinOptions = {}): () => void {
     let entry = this.#entries.get(channel)
     if (entry === undefined) {
-      entry = { handlers: new Set(), since: options.since, state: SUBSCRIBING }
+      entry = { handlers: new Set(), since: options.since, token: options.token, state: SUBSCRIBING }
       this.#entries.set(channel, entry)
       this.#attach()
       this.#subscribe(channel, entry)
@@ -118,7 +121,8 @@ export class ChannelRegistry {
   #subscribe (channel: string, entry: Entry): void {
     // The first subscriber's `since` is where the shared subscription starts; after a
     // reconnect the client resumes from the last offset it saw by itself.
-    this.#client().subscribe(channel, entry.since === undefined ? undefined : { since: entry.since }).then(
+    const options = { ...(entry.since === undefined ? {} : { since: entry.since }), ...(entry.token === undefined ? {} : { token: entry.token }) }
+    this.#client().subscribe(channel, entry.since === undefined && entry.token === undefined ? undefined : options).then(
       (info) => { this.#set(channel, entry, { status: 'subscribed', info }) },
       (error: GatewayClientError) => {
         // UNSUBSCRIBED: our own flush overtook the confirmation; the entry is gone.

@@ -1,5 +1,6 @@
 import { RealtimeClient, type ClientStatus, type RealtimeClientOptions } from '@realtime-gateway/client'
 import { ChannelRegistry } from './channel-registry.js'
+import { PresenceRegistry } from './presence-registry.js'
 
 /** The app's own clients: one binding each, so providers that share a client share its channels. */
 const shared = new WeakMap<RealtimeClient, ClientBinding>()
@@ -15,6 +16,7 @@ export class ClientBinding {
   /** True when the binding built the client and so connects and closes it. */
   readonly owned: boolean
   readonly channels: ChannelRegistry
+  readonly presence: PresenceRegistry
   readonly #options: RealtimeClientOptions | undefined
   #client: RealtimeClient | undefined
   #providers = 0
@@ -29,6 +31,7 @@ export class ClientBinding {
       this.#options = source.options
     }
     this.channels = new ChannelRegistry(() => this.client, () => { this.#scheduleSettle() })
+    this.presence = new PresenceRegistry(() => this.client, this.channels)
   }
 
   /** A binding that builds its own client from `options` when first needed. */

@@ -8,15 +8,15 @@ export interface UseChannelOptions {
    * Resume point (SPEC §5): the offset after which to replay, read when the component
    * subscribes. Components on one channel share one subscription, so the first
    * component's `since` wins; a later one, and a changed `since`, never resubscribes.
-   * It reaches the gateway once `RealtimeClient.subscribe` takes options (issue 11);
-   * until then the client resumes from the last offset it saw by itself.
    */
   readonly since?: string
   /**
-   * Subscription token (SPEC §9). Accepted so that app code can state it; it takes
-   * effect once the client's `subscribe` takes it. Changing it never resubscribes.
+   * Subscription token provider (SPEC §9), passed to `RealtimeClient.subscribe`: asked
+   * before every subscribe of the channel (the first, and each resubscribe after a
+   * reconnect). The latest function given is the one called; changing it never
+   * resubscribes. Shared subscription: the first component's provider is used.
    */
-  readonly token?: string
+  readonly token?: () => Promise<string>
 }
 
 const noWatch = (): (() => void) => () => {}
@@ -39,14 +39,19 @@ export function useChannel (
   const handler = useRef(onMessage)
   // Read when subscribing, never a reason to resubscribe (UseChannelOptions).
   const since = useRef(options.since)
+  const token = useRef(options.token)
   useInsertionEffect(() => {
     handler.current = onMessage
     since.current = options.since
+    token.current = options.token
   })
 
   useEffect(() => {
     if (channel === null || channel === undefined) return undefined
-    return binding.channels.join(channel, handler, { since: since.current })
+    // Through the ref, so the provider of the latest render is the one asked.
+    const first = token.current
+    const provider = first === undefined ? undefined : async (): Promise<string> => await (token.current ?? first)()
+    return binding.channels.join(channel, handler, { since: since.current, token: provider })
   }, [binding, channel])
 
   const watch = useCallback(
