@@ -12,7 +12,7 @@ import { typeErrorSource, typedClientSource, typedReactSource, tsconfigFor } fro
 const project = await consumerProject(t)
 
 /** Bytes. The browser bundle's budget is issue 11's; the tarballs' leave room for growth. */
-const BUDGET = { browserBundle: 25 * 1024, tarball: { client: 72 * 1024, react: 16 * 1024 } }
+const BUDGET = { browserBundle: 25 * 1024, tarball: { client: 72 * 1024, react: 24 * 1024 } }
 
 interface Manifest {
   readonly name: string
@@ -112,7 +112,7 @@ await t.test('Node imports both entry points of the installed client, and the Re
   })
   const { stdout } = await exec(process.execPath, ['exports.mjs'], { cwd: project.dir, timeoutMs: 30_000 })
   const sdk = ['AuthenticationError', 'Backoff', 'ConnectionError', 'GatewayClientError', 'Poller', 'RealtimeClient', 'Subscriptions', 'TicketError', 'TicketManager']
-  t.same(JSON.parse(stdout), { sdk, browser: sdk, react: ['RealtimeProvider', 'useChannel', 'useConnectionStatus', 'useRealtime', 'useSend'] })
+  t.same(JSON.parse(stdout), { sdk, browser: sdk, react: ['RealtimeProvider', 'applyPresenceChange', 'useChannel', 'useConnectionStatus', 'usePresence', 'usePublish', 'useRealtime', 'useSend'] })
 })
 
 const tsc = join(projectRoot, 'node_modules/typescript/bin/tsc')

@@ -105,6 +105,11 @@ export function createRedisConnections (topology: RedisTopology, settings: Conne
         enableOfflineQueue: false,
         clusterRetryStrategy: reconnectDelay,
         enableAutoPipelining: true,
+        // An auto-pipeline pins all its commands to the connection of its first one: a
+        // (S)SUBSCRIBE batched with a script would send the script down a subscriber
+        // connection ("Connection in subscriber mode"). Seen as soon as every connect and
+        // close ran a registry script (SPEC §11) beside channel subscribes.
+        autoPipeliningIgnoredCommands: ['subscribe', 'unsubscribe', 'ssubscribe', 'sunsubscribe', 'psubscribe', 'punsubscribe'],
         // Channel fan-out uses SSUBSCRIBE: one subscriber connection per master that
         // owns a listened channel, each message crossing only its own shard.
         shardedSubscribers: true,
