@@ -3,6 +3,7 @@ import type { HistoryResponse } from '../../protocol/http.js'
 import { formatOffset, parseOffset } from '../../protocol/offsets.js'
 import type { Engine } from '../engine/engine.js'
 import { GatewayError } from '../errors.js'
+import { messageFrameBody } from './channel-subscription.js'
 import { resumeFromRead } from './recovery.js'
 
 export type HistoryAnswer = Static<typeof HistoryResponse>
@@ -41,13 +42,7 @@ export class ChannelHistory {
     const last = messages.at(-1)
     return {
       channel,
-      messages: messages.map((message) => ({
-        type: 'message' as const,
-        channel: message.channel,
-        offset: formatOffset(message),
-        ...(message.from === undefined ? {} : { from: message.from }),
-        data: JSON.parse(message.data) as unknown
-      })),
+      messages: messages.map(messageFrameBody),
       offset: formatOffset(last ?? resumption.offset),
       recovered: resumption.recovered
     }

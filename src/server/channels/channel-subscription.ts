@@ -1,11 +1,23 @@
 import type { ChannelMessage } from '../engine/engine.js'
 import { formatOffset, type ChannelPosition } from '../../protocol/offsets.js'
+import type { MessageFrame } from '../../protocol/server-frames.js'
 import type { ChannelSubscriber } from './channel-subscriber.js'
 import { advance, type Arrival, type Resumption, type StreamPosition } from './recovery.js'
 
 export type RequestId = string | number
 
 /** The §5 delivery frame, built once per message and sent as is to every local subscriber. */
+/** The §5 delivery frame as an object, for HTTP answers (long-poll, history): `data` parsed back. */
+export function messageFrameBody (message: ChannelMessage): MessageFrame {
+  return {
+    type: 'message',
+    channel: message.channel,
+    offset: formatOffset(message),
+    ...(message.from === undefined ? {} : { from: message.from }),
+    data: JSON.parse(message.data) as unknown
+  }
+}
+
 export function messageFrameText (message: ChannelMessage): string {
   // SPEC §9: a client publish carries the gateway's `from`, a backend publish none.
   const from = message.from === undefined ? '' : `,"from":${JSON.stringify(message.from)}`

@@ -5,6 +5,7 @@ import type { Engine, HistoryRead } from '../engine/engine.js'
 import { GatewayError } from '../errors.js'
 import type { ChannelAccess } from './channel-access.js'
 import type { ChannelRelay } from './channel-relay.js'
+import { messageFrameBody } from './channel-subscription.js'
 import { resumeFromRead } from './recovery.js'
 
 export type PollAnswer = Static<typeof PollResponse>
@@ -25,13 +26,7 @@ function pollAnswer (read: HistoryRead, since: { epoch: string, seq: number } | 
   const resumption = resumeFromRead(since, read)
   const last = read.messages.at(-1)
   return {
-    messages: read.messages.slice(resumption.from).map((message) => ({
-      type: 'message' as const,
-      channel: message.channel,
-      offset: formatOffset(message),
-      ...(message.from === undefined ? {} : { from: message.from }),
-      data: JSON.parse(message.data) as unknown
-    })),
+    messages: read.messages.slice(resumption.from).map(messageFrameBody),
     offset: formatOffset(last ?? resumption.offset),
     recovered: resumption.recovered
   }
