@@ -6,6 +6,7 @@
  *   npm run bench -- --duration 5 --rounds 1   # shorter
  *   npm run bench -- --skip-fanout             # without the fan-out phase (bench/fanout.ts)
  *   npm run bench -- avalanche [options]       # only the reconnect avalanche (bench/avalanche.ts), not run by default
+ *   npm run bench -- presence [--members N]    # only the presence benchmark (bench/presence.ts), not run by default
  *
  * Where the gateway's CPU goes: bench/profile.ts and bench/micro.ts.
  *
@@ -29,6 +30,10 @@ import { WS_PATH, gatewayEnv, gitRevision, log, median, mintTokens } from './lib
 if (process.argv[2] === 'avalanche') {
   const { runAvalanche } = await import('./avalanche.js')
   process.exit(await runAvalanche(process.argv.slice(3)))
+}
+if (process.argv[2] === 'presence') {
+  const { runPresence } = await import('./presence.js')
+  process.exit(await runPresence(process.argv.slice(3)))
 }
 
 const { values: args } = parseArgs({

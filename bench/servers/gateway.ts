@@ -22,4 +22,9 @@ while (!app.engine.isReady()) {
 const address = app.server.address()
 if (address === null || typeof address === 'string') throw new Error('not listening')
 serveParent(async () => { await app.close() })
+// SIGTERM as in src/server/main.ts: drain (1012 to every socket), then close (bench/presence.ts rolling restart).
+process.once('SIGTERM', () => {
+  setTimeout(() => { process.exit(2) }, config.shutdownGraceMs + 1000).unref()
+  app.drain().then(async () => { await app.close() }).then(() => { process.exit(0) }, () => { process.exit(1) })
+})
 announce(address.port)
