@@ -76,7 +76,7 @@ export class ChannelPresence {
   constructor (options: ChannelPresenceOptions) {
     this.#options = options
     this.#patterns = new ChannelPatternList(options.channels)
-    options.engine.onPresenceEvent((channel, text) => {
+    options.engine.presence.onPresenceEvent((channel, text) => {
       options.deliver(channel, text, text.startsWith('{"type":"join"') ? 'join' : 'leave')
     })
     const refreshMs = Math.max(100, Math.floor(options.timings.ttlSeconds * 1000 / 3))
@@ -99,7 +99,7 @@ export class ChannelPresence {
     const { engine, maxConnectionsPerUser, timings, instanceId } = this.#options
     const { userId, connectionId, sessionId } = identity
     try {
-      const admitted = await engine.registerUserConnection(userId, { connectionId, sessionId, connectedAt, instanceId }, maxConnectionsPerUser, timings.ttlSeconds)
+      const admitted = await engine.presence.registerUserConnection(userId, { connectionId, sessionId, connectedAt, instanceId }, maxConnectionsPerUser, timings.ttlSeconds)
       if (!admitted) {
         this.#options.metrics?.connectionLimitClose()
         return false
@@ -113,7 +113,7 @@ export class ChannelPresence {
 
   async unregister (identity: SubscriberIdentity): Promise<void> {
     if (!this.#registered.delete(identity.connectionId)) return
-    await this.#options.engine.unregisterUserConnection(identity.userId, identity.connectionId).catch(() => {
+    await this.#options.engine.presence.unregisterUserConnection(identity.userId, identity.connectionId).catch(() => {
       // Not removed: it expires within PRESENCE_TTL_SECONDS, as a crashed instance's would.
     })
   }
@@ -131,7 +131,7 @@ export class ChannelPresence {
     members.set(identity.connectionId, member)
     this.#gauges()
     try {
-      if (await this.#options.engine.enterPresence(channel, member, this.#options.timings)) {
+      if (await this.#options.engine.presence.enterPresence(channel, member, this.#options.timings)) {
         this.#options.metrics?.presenceEvent('join')
         this.#options.lifecycle.join(identity, channel)
       }
@@ -149,7 +149,7 @@ export class ChannelPresence {
     members.delete(member.connectionId)
     if (members.size === 0) this.#members.delete(channel)
     this.#gauges()
-    await this.#options.engine.exitPresence(channel, member, this.#options.timings).catch((err: unknown) => {
+    await this.#options.engine.presence.exitPresence(channel, member, this.#options.timings).catch((err: unknown) => {
       // Left in the engine: it expires within the TTL and the sweep then sends the leave.
       this.#options.logger.warn({ event: 'presence.exit_failed', err }, 'presence exit not written; the entry expires')
     })
@@ -164,7 +164,7 @@ export class ChannelPresence {
   /** The §11 presence body of a channel; PRESENCE_NOT_ENABLED for other channels. Engine errors are the caller's. */
   async query (channel: string): Promise<Omit<PresenceFrame, 'type' | 'id'>> {
     if (!this.isPresenceChannel(channel)) throw new GatewayError('PRESENCE_NOT_ENABLED')
-    const snapshot = await this.#options.engine.readPresence(channel, PRESENCE_LIST_LIMIT)
+    const snapshot = await this.#options.engine.presence.readPresence(channel, PRESENCE_LIST_LIMIT)
     const users = snapshot.users.map((user) => user.info === undefined
       ? { userId: user.userId, connections: user.connections }
       : { userId: user.userId, connections: user.connections, info: JSON.parse(user.info) as unknown })
@@ -173,7 +173,7 @@ export class ChannelPresence {
 
   /** GET /v1/presence?userId= (SPEC §11): the user's sessions on every instance. */
   async user (userId: string): Promise<{ userId: string, online: boolean, connections: Array<{ connectionId: string, sessionId: string, connectedAt: string }> }> {
-    const connections = await this.#options.engine.userConnections(userId)
+    const connections = await this.#options.engine.presence.userConnections(userId)
     return {
       userId,
       online: connections.length > 0,
@@ -197,9 +197,9 @@ export class ChannelPresence {
     const { engine, timings } = this.#options
     if (!engine.isReady()) return
     for (const [channel, members] of this.#members) {
-      engine.refreshPresence(channel, [...members.values()], timings).catch(() => {})
+      engine.presence.refreshPresence(channel, [...members.values()], timings).catch(() => {})
     }
-    if (this.#registered.size > 0) engine.refreshUserConnections([...this.#registered.values()], timings.ttlSeconds).catch(() => {})
+    if (this.#registered.size > 0) engine.presence.refreshUserConnections([...this.#registered.values()], timings.ttlSeconds).catch(() => {})
   }
 
   /** Leaves past their delay and expired entries, on any channel due; the engine decides each once. */
@@ -207,7 +207,7 @@ export class ChannelPresence {
     const { engine, timings, lifecycle, metrics } = this.#options
     if (this.#sweeping || !engine.isReady()) return
     this.#sweeping = true
-    engine.sweepPresence(timings).then((sweeps) => {
+    engine.presence.sweepPresence(timings).then((sweeps) => {
       for (const sweep of sweeps) {
         for (const userId of sweep.left) {
           metrics?.presenceEvent('leave')

@@ -105,7 +105,9 @@ export interface CounterHit {
   readonly ttlMs: number
 }
 
-export interface Engine extends PresenceEngine {
+export interface Engine {
+  /** Presence and the per-user connection registry (SPEC §11): presence-types.ts. */
+  readonly presence: PresenceEngine
   readonly kind: 'memory' | 'redis'
   /** True while the engine can serve commands; never blocks. */
   isReady(): boolean

@@ -19,7 +19,6 @@ import {
 } from './engine.js'
 import { historyHolds } from '../channels/recovery.js'
 import { MemoryPresence } from './memory-presence.js'
-import type { PresenceEngine } from './presence-types.js'
 
 export const DEFAULT_RELAY_SETTINGS: RelaySettings = { historySize: 1000, historyTtlSeconds: 3600, idempotencyTtlSeconds: 300, inboundMaxLength: 100_000 }
 
@@ -54,7 +53,8 @@ export class MemoryEngine implements Engine {
   readonly #revocations = new Map<string, number>()
   /** Fixed-window counters: key → hits and the window's end, epoch ms. */
   readonly #counters = new Map<string, { count: number, readonly endsAt: number }>()
-  readonly #presence: MemoryPresence
+  /** Presence and the per-user registry (SPEC §11). */
+  readonly presence: MemoryPresence
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
   /** Lifecycle events (SPEC §12), oldest first; readable only through readEvents (one process). */
@@ -64,7 +64,7 @@ export class MemoryEngine implements Engine {
     this.#now = options.now ?? Date.now
     this.#relay = options.relay ?? DEFAULT_RELAY_SETTINGS
     this.#readiness.set(true)
-    this.#presence = new MemoryPresence({ now: this.#now, assertReady: () => { this.#assertReady() } })
+    this.presence = new MemoryPresence({ now: this.#now, assertReady: () => { this.#assertReady() } })
     // Expired tickets are dropped on read too; the sweep only bounds memory.
     this.#sweeper = setInterval(() => { this.#sweep() }, options.sweepIntervalMs ?? 10_000)
     this.#sweeper.unref()
@@ -221,17 +221,6 @@ export class MemoryEngine implements Engine {
     return this.#events.slice(Math.max(0, this.#events.length - count))
   }
 
-  // Presence (SPEC §11): memory-presence.ts.
-  registerUserConnection (...a: Parameters<PresenceEngine['registerUserConnection']>): ReturnType<PresenceEngine['registerUserConnection']> { return this.#presence.registerUserConnection(...a) }
-  unregisterUserConnection (...a: Parameters<PresenceEngine['unregisterUserConnection']>): ReturnType<PresenceEngine['unregisterUserConnection']> { return this.#presence.unregisterUserConnection(...a) }
-  refreshUserConnections (...a: Parameters<PresenceEngine['refreshUserConnections']>): ReturnType<PresenceEngine['refreshUserConnections']> { return this.#presence.refreshUserConnections(...a) }
-  userConnections (...a: Parameters<PresenceEngine['userConnections']>): ReturnType<PresenceEngine['userConnections']> { return this.#presence.userConnections(...a) }
-  enterPresence (...a: Parameters<PresenceEngine['enterPresence']>): ReturnType<PresenceEngine['enterPresence']> { return this.#presence.enterPresence(...a) }
-  exitPresence (...a: Parameters<PresenceEngine['exitPresence']>): ReturnType<PresenceEngine['exitPresence']> { return this.#presence.exitPresence(...a) }
-  refreshPresence (...a: Parameters<PresenceEngine['refreshPresence']>): ReturnType<PresenceEngine['refreshPresence']> { return this.#presence.refreshPresence(...a) }
-  sweepPresence (...a: Parameters<PresenceEngine['sweepPresence']>): ReturnType<PresenceEngine['sweepPresence']> { return this.#presence.sweepPresence(...a) }
-  readPresence (...a: Parameters<PresenceEngine['readPresence']>): ReturnType<PresenceEngine['readPresence']> { return this.#presence.readPresence(...a) }
-  onPresenceEvent (listener: (channel: string, frame: string) => void): void { this.#presence.onPresenceEvent(listener) }
 
   /** The channel's live history, a new epoch when it had none or it expired. */
   #history (channel: string): ChannelHistory {

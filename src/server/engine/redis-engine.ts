@@ -25,7 +25,6 @@ import { createRedisConnections, type RedisClient } from './redis-connection.js'
 import { RedisKeys } from './redis-keys.js'
 import { eventFieldsOf, liveMessage, revocationsOf, storedMessage } from './redis-messages.js'
 import { RedisPresence } from './redis-presence.js'
-import type { PresenceEngine } from './presence-types.js'
 import { RedisReadiness } from './redis-readiness.js'
 import { RedisScripts } from './redis-scripts.js'
 import type { RedisTopology } from './redis-topology.js'
@@ -79,7 +78,8 @@ export class RedisEngine implements Engine {
   readonly #readiness: RedisReadiness
   readonly #relay: RelaySettings
   readonly #liveNames = new Map<string, string>()
-  readonly #presence: RedisPresence
+  /** Presence and the per-user registry (SPEC §11). */
+  readonly presence: RedisPresence
   #onMessage: ((message: ChannelMessage) => void) | undefined
   #onControl: ((message: string) => void) | undefined
 
@@ -98,7 +98,7 @@ export class RedisEngine implements Engine {
       ...(options.onCommand === undefined ? {} : { onCommand: options.onCommand }),
       ...(options.isOverloaded === undefined ? {} : { isOverloaded: options.isOverloaded })
     })
-    this.#presence = new RedisPresence({ client, keys: this.#keys, runner: this.#runner, sharded: cluster, assertReady: () => { this.#assertReady() } })
+    this.presence = new RedisPresence({ client, keys: this.#keys, runner: this.#runner, sharded: cluster, assertReady: () => { this.#assertReady() } })
     subscriber.on('message', (name: string, payload: string) => { this.#onLive(name, payload) })
     subscriber.on('smessage', (name: string, payload: string) => { this.#onLive(name, payload) })
     this.#readiness = new RedisReadiness({
@@ -263,17 +263,6 @@ export class RedisEngine implements Engine {
     return entries.reverse().map(([, flat]) => eventFieldsOf(flat))
   }
 
-  // Presence (SPEC §11): redis-presence.ts.
-  registerUserConnection (...a: Parameters<PresenceEngine['registerUserConnection']>): ReturnType<PresenceEngine['registerUserConnection']> { return this.#presence.registerUserConnection(...a) }
-  unregisterUserConnection (...a: Parameters<PresenceEngine['unregisterUserConnection']>): ReturnType<PresenceEngine['unregisterUserConnection']> { return this.#presence.unregisterUserConnection(...a) }
-  refreshUserConnections (...a: Parameters<PresenceEngine['refreshUserConnections']>): ReturnType<PresenceEngine['refreshUserConnections']> { return this.#presence.refreshUserConnections(...a) }
-  userConnections (...a: Parameters<PresenceEngine['userConnections']>): ReturnType<PresenceEngine['userConnections']> { return this.#presence.userConnections(...a) }
-  enterPresence (...a: Parameters<PresenceEngine['enterPresence']>): ReturnType<PresenceEngine['enterPresence']> { return this.#presence.enterPresence(...a) }
-  exitPresence (...a: Parameters<PresenceEngine['exitPresence']>): ReturnType<PresenceEngine['exitPresence']> { return this.#presence.exitPresence(...a) }
-  refreshPresence (...a: Parameters<PresenceEngine['refreshPresence']>): ReturnType<PresenceEngine['refreshPresence']> { return this.#presence.refreshPresence(...a) }
-  sweepPresence (...a: Parameters<PresenceEngine['sweepPresence']>): ReturnType<PresenceEngine['sweepPresence']> { return this.#presence.sweepPresence(...a) }
-  readPresence (...a: Parameters<PresenceEngine['readPresence']>): ReturnType<PresenceEngine['readPresence']> { return this.#presence.readPresence(...a) }
-  onPresenceEvent (listener: (channel: string, frame: string) => void): void { this.#presence.onPresenceEvent(listener) }
 
   #onLive (name: string, payload: string): void {
     if (name === this.#keys.control) {
@@ -281,7 +270,7 @@ export class RedisEngine implements Engine {
       return
     }
     const channel = this.#liveNames.get(name)
-    if (channel !== undefined && this.#presence.handleLive(channel, payload)) return
+    if (channel !== undefined && this.presence.handleLive(channel, payload)) return
     const message = channel === undefined ? null : liveMessage(channel, payload)
     if (message !== null) this.#onMessage?.(message)
   }

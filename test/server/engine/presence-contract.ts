@@ -28,7 +28,7 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const peer = underTest.makePeer === undefined ? underTest.engine : await underTest.makePeer()
       if (peer !== underTest.engine) t.teardown(async () => { await peer.close() })
       const frames: string[] = []
-      underTest.engine.onPresenceEvent((channel, frame) => { frames.push(`${channel} ${frame}`) })
+      underTest.engine.presence.onPresenceEvent((channel, frame) => { frames.push(`${channel} ${frame}`) })
       return { ...underTest, frames, peer }
     }
 
@@ -36,15 +36,15 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const { engine, peer } = await setup(t)
       const user = `u-${randomUUID()}`
       const first = connection('a')
-      t.equal(await engine.registerUserConnection(user, first, 3, 30), true)
-      t.equal(await peer.registerUserConnection(user, connection('b'), 3, 30), true)
-      t.equal(await engine.registerUserConnection(user, connection('a'), 3, 30), true)
-      t.equal(await peer.registerUserConnection(user, connection('b'), 3, 30), false, 'the fourth is refused')
-      t.equal(await engine.registerUserConnection(user, first, 3, 30), true, 'an already registered connection is not counted twice')
-      t.equal(await engine.registerUserConnection(`${user}-other`, connection(), 3, 30), true, 'other users are not affected')
-      await engine.unregisterUserConnection(user, first.connectionId)
-      t.equal(await peer.registerUserConnection(user, connection('b'), 3, 30), true, 'a slot freed by a close is usable')
-      t.equal((await engine.userConnections(user)).length, 3)
+      t.equal(await engine.presence.registerUserConnection(user, first, 3, 30), true)
+      t.equal(await peer.presence.registerUserConnection(user, connection('b'), 3, 30), true)
+      t.equal(await engine.presence.registerUserConnection(user, connection('a'), 3, 30), true)
+      t.equal(await peer.presence.registerUserConnection(user, connection('b'), 3, 30), false, 'the fourth is refused')
+      t.equal(await engine.presence.registerUserConnection(user, first, 3, 30), true, 'an already registered connection is not counted twice')
+      t.equal(await engine.presence.registerUserConnection(`${user}-other`, connection(), 3, 30), true, 'other users are not affected')
+      await engine.presence.unregisterUserConnection(user, first.connectionId)
+      t.equal(await peer.presence.registerUserConnection(user, connection('b'), 3, 30), true, 'a slot freed by a close is usable')
+      t.equal((await engine.presence.userConnections(user)).length, 3)
     })
 
     await t.test('userConnections lists every instance\'s connections with their details, oldest first', async (t) => {
@@ -52,10 +52,10 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const user = `u-${randomUUID()}`
       const a = { ...connection('a'), connectedAt: 1000 }
       const b = { ...connection('b'), connectedAt: 2000 }
-      await peer.registerUserConnection(user, b, 10, 30)
-      await engine.registerUserConnection(user, a, 10, 30)
-      t.strictSame(await peer.userConnections(user), [a, b])
-      t.strictSame(await engine.userConnections('nobody'), [])
+      await peer.presence.registerUserConnection(user, b, 10, 30)
+      await engine.presence.registerUserConnection(user, a, 10, 30)
+      t.strictSame(await peer.presence.userConnections(user), [a, b])
+      t.strictSame(await engine.presence.userConnections('nobody'), [])
     })
 
     await t.test('unrefreshed registry entries expire within the TTL and stop counting; refreshed ones stay', async (t) => {
@@ -63,14 +63,14 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const user = `u-${randomUUID()}`
       const kept = connection('a')
       const crashed = connection('b')
-      await engine.registerUserConnection(user, kept, 2, 1)
-      await peer.registerUserConnection(user, crashed, 2, 1)
-      t.equal(await engine.registerUserConnection(user, connection(), 2, 1), false)
+      await engine.presence.registerUserConnection(user, kept, 2, 1)
+      await peer.presence.registerUserConnection(user, crashed, 2, 1)
+      t.equal(await engine.presence.registerUserConnection(user, connection(), 2, 1), false)
       await sleep(600)
-      await engine.refreshUserConnections([{ userId: user, connectionId: kept.connectionId }], 1)
+      await engine.presence.refreshUserConnections([{ userId: user, connectionId: kept.connectionId }], 1)
       await sleep(600)
-      t.strictSame((await engine.userConnections(user)).map((each) => each.connectionId), [kept.connectionId], 'the crashed instance\'s entry is gone')
-      t.equal(await engine.registerUserConnection(user, connection(), 2, 1), true, 'its slot is free again')
+      t.strictSame((await engine.presence.userConnections(user)).map((each) => each.connectionId), [kept.connectionId], 'the crashed instance\'s entry is gone')
+      t.equal(await engine.presence.registerUserConnection(user, connection(), 2, 1), true, 'its slot is free again')
     })
 
     await t.test('join once per user, whatever the number of connections and instances; counts and info exact', async (t) => {
@@ -78,24 +78,24 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const channel = `room-${randomUUID().slice(0, 8)}`
       await engine.listen(channel)
       const tabs = [randomUUID(), randomUUID(), randomUUID()]
-      t.equal(await engine.enterPresence(channel, { userId: 'alice', connectionId: tabs[0]!, info: '{"name":"Alice"}' }, timings), true, 'first tab: join')
-      t.equal(await peer.enterPresence(channel, { userId: 'alice', connectionId: tabs[1]!, info: '{"name":"Alice"}' }, timings), false)
-      t.equal(await engine.enterPresence(channel, { userId: 'alice', connectionId: tabs[2]!, info: '{"name":"Alice"}' }, timings), false)
-      t.equal(await engine.enterPresence(channel, { userId: 'alice', connectionId: tabs[2]!, info: '{"name":"Alice"}' }, timings), false, 'entering twice counts once')
-      t.equal(await peer.enterPresence(channel, { userId: 'bob', connectionId: randomUUID() }, timings), true)
+      t.equal(await engine.presence.enterPresence(channel, { userId: 'alice', connectionId: tabs[0]!, info: '{"name":"Alice"}' }, timings), true, 'first tab: join')
+      t.equal(await peer.presence.enterPresence(channel, { userId: 'alice', connectionId: tabs[1]!, info: '{"name":"Alice"}' }, timings), false)
+      t.equal(await engine.presence.enterPresence(channel, { userId: 'alice', connectionId: tabs[2]!, info: '{"name":"Alice"}' }, timings), false)
+      t.equal(await engine.presence.enterPresence(channel, { userId: 'alice', connectionId: tabs[2]!, info: '{"name":"Alice"}' }, timings), false, 'entering twice counts once')
+      t.equal(await peer.presence.enterPresence(channel, { userId: 'bob', connectionId: randomUUID() }, timings), true)
       await eventually(() => frames.length === 2)
       await sleep(50)
       t.strictSame(frames.map((frame) => JSON.parse(frame.slice(channel.length + 1)) as unknown), [
         { type: 'join', channel, userId: 'alice', info: { name: 'Alice' } },
         { type: 'join', channel, userId: 'bob' }
       ])
-      const snapshot = await peer.readPresence(channel, 1000)
+      const snapshot = await peer.presence.readPresence(channel, 1000)
       t.strictSame({ ...snapshot, users: [...snapshot.users].sort((x, y) => x.userId.localeCompare(y.userId)) }, {
         users: [{ userId: 'alice', connections: 3, info: '{"name":"Alice"}' }, { userId: 'bob', connections: 1 }],
         totalUsers: 2,
         totalConnections: 4
       })
-      t.strictSame(await engine.readPresence('empty-room', 1000), { users: [], totalUsers: 0, totalConnections: 0 })
+      t.strictSame(await engine.presence.readPresence('empty-room', 1000), { users: [], totalUsers: 0, totalConnections: 0 })
     })
 
     await t.test('leave once, after the delay, when the last connection left; a return inside the delay sends neither', async (t) => {
@@ -104,18 +104,18 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       await engine.listen(channel)
       const tab1 = { userId: 'carol', connectionId: randomUUID() }
       const tab2 = { userId: 'carol', connectionId: randomUUID() }
-      await engine.enterPresence(channel, tab1, timings)
-      await peer.enterPresence(channel, tab2, timings)
-      await engine.exitPresence(channel, tab1, timings)
-      await peer.exitPresence(channel, tab2, timings)
-      t.strictSame((await engine.readPresence(channel, 10)).totalUsers, 0, 'not counted while leaving')
-      t.strictSame((await peer.sweepPresence(timings, [channel])).flatMap((sweep) => sweep.left), [], 'not before the delay')
-      t.equal(await peer.enterPresence(channel, tab2, timings), false, 'back within the delay: no join')
-      await peer.exitPresence(channel, tab2, timings)
+      await engine.presence.enterPresence(channel, tab1, timings)
+      await peer.presence.enterPresence(channel, tab2, timings)
+      await engine.presence.exitPresence(channel, tab1, timings)
+      await peer.presence.exitPresence(channel, tab2, timings)
+      t.strictSame((await engine.presence.readPresence(channel, 10)).totalUsers, 0, 'not counted while leaving')
+      t.strictSame((await peer.presence.sweepPresence(timings, [channel])).flatMap((sweep) => sweep.left), [], 'not before the delay')
+      t.equal(await peer.presence.enterPresence(channel, tab2, timings), false, 'back within the delay: no join')
+      await peer.presence.exitPresence(channel, tab2, timings)
       await sleep(timings.leaveDelayMs + 50)
-      const [one, two] = await Promise.all([engine.sweepPresence(timings, [channel]), peer.sweepPresence(timings, [channel])])
+      const [one, two] = await Promise.all([engine.presence.sweepPresence(timings, [channel]), peer.presence.sweepPresence(timings, [channel])])
       t.strictSame([...one!, ...two!].flatMap((sweep) => sweep.left), ['carol'], 'exactly one sweeper wins the leave')
-      t.strictSame((await engine.sweepPresence(timings, [channel])).flatMap((sweep) => sweep.left), [], 'never twice')
+      t.strictSame((await engine.presence.sweepPresence(timings, [channel])).flatMap((sweep) => sweep.left), [], 'never twice')
       await eventually(() => frames.length === 2)
       await sleep(50)
       t.strictSame(frames.map((frame) => JSON.parse(frame.slice(channel.length + 1)) as unknown),
@@ -126,10 +126,10 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const { engine, peer } = await setup(t)
       const channel = `room-${randomUUID().slice(0, 8)}`
       const tab = { userId: 'dave', connectionId: randomUUID() }
-      await engine.enterPresence(channel, tab, timings)
-      await engine.exitPresence(channel, tab, timings)
+      await engine.presence.enterPresence(channel, tab, timings)
+      await engine.presence.exitPresence(channel, tab, timings)
       await sleep(timings.leaveDelayMs + 50)
-      const swept = await peer.sweepPresence(timings)
+      const swept = await peer.presence.sweepPresence(timings)
       t.strictSame(swept.filter((sweep) => sweep.channel === channel).flatMap((sweep) => sweep.left), ['dave'])
     })
 
@@ -138,22 +138,22 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const channel = `room-${randomUUID().slice(0, 8)}`
       const crashed = { userId: 'erin', connectionId: randomUUID() }
       const alive = { userId: 'frank', connectionId: randomUUID() }
-      await peer.enterPresence(channel, crashed, timings)
-      await engine.enterPresence(channel, alive, timings)
+      await peer.presence.enterPresence(channel, crashed, timings)
+      await engine.presence.enterPresence(channel, alive, timings)
       await sleep(600)
-      await engine.refreshPresence(channel, [alive], timings)
+      await engine.presence.refreshPresence(channel, [alive], timings)
       await sleep(600)
-      const swept = await engine.sweepPresence(timings, [channel])
+      const swept = await engine.presence.sweepPresence(timings, [channel])
       t.strictSame(swept.flatMap((sweep) => sweep.expired), [crashed])
       t.strictSame(swept.flatMap((sweep) => sweep.left), ['erin'])
-      t.strictSame(await engine.readPresence(channel, 10), { users: [{ userId: 'frank', connections: 1 }], totalUsers: 1, totalConnections: 1 })
+      t.strictSame(await engine.presence.readPresence(channel, 10), { users: [{ userId: 'frank', connections: 1 }], totalUsers: 1, totalConnections: 1 })
     })
 
     await t.test('readPresence lists at most `limit` users; the totals stay exact', async (t) => {
       const { engine } = await setup(t)
       const channel = `room-${randomUUID().slice(0, 8)}`
-      for (let n = 0; n < 5; n += 1) await engine.enterPresence(channel, { userId: `user${n}`, connectionId: randomUUID() }, timings)
-      const snapshot = await engine.readPresence(channel, 2)
+      for (let n = 0; n < 5; n += 1) await engine.presence.enterPresence(channel, { userId: `user${n}`, connectionId: randomUUID() }, timings)
+      const snapshot = await engine.presence.readPresence(channel, 2)
       t.equal(snapshot.users.length, 2)
       t.equal(snapshot.totalUsers, 5)
       t.equal(snapshot.totalConnections, 5)
@@ -162,9 +162,9 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
     await t.test('a closed engine refuses presence calls with EngineUnavailableError', async (t) => {
       const underTest = await makeEngine()
       await underTest.engine.close()
-      t.ok(await rejectionOf(underTest.engine.registerUserConnection('u', connection(), 1, 1)) instanceof EngineUnavailableError)
-      t.ok(await rejectionOf(underTest.engine.enterPresence('c', { userId: 'u', connectionId: 'x' }, timings)) instanceof EngineUnavailableError)
-      t.ok(await rejectionOf(underTest.engine.readPresence('c', 1)) instanceof EngineUnavailableError)
+      t.ok(await rejectionOf(underTest.engine.presence.registerUserConnection('u', connection(), 1, 1)) instanceof EngineUnavailableError)
+      t.ok(await rejectionOf(underTest.engine.presence.enterPresence('c', { userId: 'u', connectionId: 'x' }, timings)) instanceof EngineUnavailableError)
+      t.ok(await rejectionOf(underTest.engine.presence.readPresence('c', 1)) instanceof EngineUnavailableError)
     })
   })
 }
