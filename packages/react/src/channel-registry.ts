@@ -1,4 +1,5 @@
 import type { ChannelMessage, GatewayClientError, RealtimeClient, SubscribedInfo } from '@realtime-gateway/client'
+import { ChannelWatchers } from './channel-watchers.js'
 
 /** What one component gave `useChannel`: a ref, so a re-render swaps the callback without resubscribing. */
 export interface MessageHandlerRef {
@@ -47,7 +48,7 @@ export class ChannelRegistry {
   readonly #client: () => RealtimeClient
   readonly #onIdle: () => void
   readonly #entries = new Map<string, Entry>()
-  readonly #watchers = new Map<string, Set<() => void>>()
+  readonly #watchers = new ChannelWatchers()
   #detach: (() => void) | undefined
 
   /** `client` is called only when a channel is joined (never while rendering); `onIdle` asks for a `flush()`. */
@@ -101,16 +102,7 @@ export class ChannelRegistry {
   }
 
   watch (channel: string, onChange: () => void): () => void {
-    let watchers = this.#watchers.get(channel)
-    if (watchers === undefined) {
-      watchers = new Set()
-      this.#watchers.set(channel, watchers)
-    }
-    watchers.add(onChange)
-    return () => {
-      watchers.delete(onChange)
-      if (watchers.size === 0 && this.#watchers.get(channel) === watchers) this.#watchers.delete(channel)
-    }
+    return this.#watchers.watch(channel, onChange)
   }
 
   /** Channels with at least one handler or a leave not yet flushed. */
@@ -170,6 +162,6 @@ export class ChannelRegistry {
   }
 
   #changed (channel: string): void {
-    for (const watcher of [...this.#watchers.get(channel) ?? []]) watcher()
+    this.#watchers.notify(channel)
   }
 }

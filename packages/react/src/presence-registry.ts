@@ -1,5 +1,6 @@
 import type { GatewayClientError, PresenceChange, PresenceInfo, RealtimeClient } from '@realtime-gateway/client'
 import type { ChannelRegistry } from './channel-registry.js'
+import { ChannelWatchers } from './channel-watchers.js'
 
 /**
  * A channel's presence as `usePresence` sees it. `idle`: nothing asked (also every
@@ -70,7 +71,7 @@ export class PresenceRegistry {
   readonly #client: () => RealtimeClient
   readonly #channels: ChannelRegistry
   readonly #entries = new Map<string, Entry>()
-  readonly #watchers = new Map<string, Set<() => void>>()
+  readonly #watchers = new ChannelWatchers()
   #detach: (() => void) | undefined
 
   constructor (client: () => RealtimeClient, channels: ChannelRegistry) {
@@ -119,16 +120,7 @@ export class PresenceRegistry {
   }
 
   watch (channel: string, onChange: () => void): () => void {
-    let watchers = this.#watchers.get(channel)
-    if (watchers === undefined) {
-      watchers = new Set()
-      this.#watchers.set(channel, watchers)
-    }
-    watchers.add(onChange)
-    return () => {
-      watchers.delete(onChange)
-      if (watchers.size === 0 && this.#watchers.get(channel) === watchers) this.#watchers.delete(channel)
-    }
+    return this.#watchers.watch(channel, onChange)
   }
 
   #drop (channel: string, entry: Entry): void {
@@ -185,6 +177,6 @@ export class PresenceRegistry {
   }
 
   #changed (channel: string): void {
-    for (const watcher of [...this.#watchers.get(channel) ?? []]) watcher()
+    this.#watchers.notify(channel)
   }
 }
