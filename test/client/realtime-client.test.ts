@@ -8,9 +8,10 @@ import { publish, serviceToken } from '../helpers/relay.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { rejectionOf, sleep } from '../helpers/async.js'
 import { TestClient } from '../helpers/ws-client.js'
-import { RealtimeClient, type RealtimeClientOptions, type ChannelMessage, type ClientStatus } from '../../packages/client/src/realtime-client.js'
+import type { ChannelMessage, ClientStatus, RealtimeClient } from '../../packages/client/src/realtime-client.js'
 import { AuthenticationError, ConnectionError, GatewayClientError, TicketError } from '../../packages/client/src/errors.js'
 import type { WebSocketConstructor } from '../../packages/client/src/websocket.js'
+import { clientOf } from '../helpers/sdk-client.js'
 
 const redis = await RedisServer.start()
 t.teardown(async () => { await redis.stop() })
@@ -19,14 +20,6 @@ t.teardown(() => { admin.disconnect() })
 const gatewayEnv = { REDIS_URL: redis.url, TICKET_RATE_LIMIT_PER_USER: '10000', AUTH_FAILURE_LIMIT_PER_IP: '10000', SHUTDOWN_GRACE_MS: '500' }
 const gateway = await startGateway(t, gatewayEnv)
 
-interface Teardown { teardown (fn: () => unknown): void }
-
-/** A client of `url`, closed when the test ends; no page listeners unless asked. */
-function clientOf (t: Teardown, url: string, options: Partial<RealtimeClientOptions> = {}): RealtimeClient {
-  const client = new RealtimeClient({ url, getToken: async () => await userToken(), WebSocket, page: null, ...options })
-  t.teardown(() => { client.close() })
-  return client
-}
 
 /** Everything a client reports, in order. */
 function record (client: RealtimeClient): { statuses: ClientStatus[], messages: ChannelMessage[], errors: GatewayClientError[] } {

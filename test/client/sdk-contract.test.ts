@@ -2,13 +2,13 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { RedisServer, freePort } from '../helpers/redis-server.js'
 import { eventually, startGateway } from '../helpers/gateway.js'
-import { userToken } from '../helpers/tokens.js'
 import { publish } from '../helpers/relay.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { rejectionOf, sleep } from '../helpers/async.js'
-import { RealtimeClient, type RealtimeClientOptions, type ChannelMessage } from '../../packages/client/src/realtime-client.js'
+import type { ChannelMessage } from '../../packages/client/src/realtime-client.js'
 import { ConnectionError, GatewayClientError } from '../../packages/client/src/errors.js'
 import type { WebSocketConstructor, WebSocketLike } from '../../packages/client/src/websocket.js'
+import { clientOf } from '../helpers/sdk-client.js'
 
 // Issue 11 point 4: the SDK fixes, each against a real gateway on a real Redis.
 const redis = await RedisServer.start()
@@ -16,13 +16,6 @@ t.teardown(async () => { await redis.stop() })
 const gatewayEnv = { REDIS_URL: redis.url, TICKET_RATE_LIMIT_PER_USER: '10000', AUTH_FAILURE_LIMIT_PER_IP: '10000', SHUTDOWN_GRACE_MS: '500' }
 const gateway = await startGateway(t, gatewayEnv)
 
-interface Teardown { teardown (fn: () => unknown): void }
-
-function clientOf (t: Teardown, url: string, options: Partial<RealtimeClientOptions> = {}): RealtimeClient {
-  const client = new RealtimeClient({ url, getToken: async () => await userToken(), WebSocket, page: null, ...options })
-  t.teardown(() => { client.close() })
-  return client
-}
 
 /** fetch that records each ticket it got, in order; `to` redirects ticket requests to another origin. */
 function ticketRecorder (to?: string): { fetch: typeof fetch, tickets: string[] } {
