@@ -130,7 +130,8 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
     relay,
     publisher: app.publisher,
     verifyChannelToken: createChannelTokenVerifier(jwtKeys),
-    logger: app.log.child({ component: 'channels' })
+    logger: app.log.child({ component: 'channels' }),
+    metrics
   }))
 
   // SPEC §12: one id per process, in every event and in this line, so backends can tell instances apart.

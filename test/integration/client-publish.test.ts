@@ -198,3 +198,24 @@ await t.test('Redis down: publish answers REDIS_NOT_READY with its id and the so
   alice.send({ type: 'ping', id: 'still' })
   t.strictSame(await alice.frame(2), { type: 'pong', id: 'still' })
 })
+
+await t.test('rtgw_client_publishes_total counts every publish frame by result', async (t) => {
+  // A gateway of its own: its counters start at zero, every result is exposed from boot.
+  const c = await startGateway(t, { ...env, REDIS_KEY_PREFIX: 'client-publish-metrics:', WS_MAX_PAYLOAD_BYTES: '1024' })
+  const counts = async (): Promise<Record<string, number>> => {
+    const text = await (await fetch(`${c.baseUrl}/metrics`)).text()
+    return Object.fromEntries([...text.matchAll(/^rtgw_client_publishes_total\{result="([a-z_]+)"\} (\d+)$/gm)].map((match) => [match[1], Number(match[2])]))
+  }
+  t.strictSame(await counts(), { published: 0, forbidden: 0, too_large: 0, unavailable: 0, overloaded: 0 }, 'all results at zero before any publish')
+
+  const carol = await session(c, 'carol', { channels: ['room:*'], publish: ['room:*'] })
+  carol.send({ type: 'publish', channel: 'room:metrics', id: 'ok1', data: 1 })
+  carol.send({ type: 'publish', channel: 'room:metrics', id: 'ok2', data: 2 })
+  carol.send({ type: 'publish', channel: 'other:metrics', id: 'no', data: 3 })
+  carol.send({ type: 'publish', channel: 'room:metrics', id: 'big', data: 'x'.repeat(900) })
+  await carol.frame(4)
+  // Refusals answer at once, publishes after Redis: by id, not by order.
+  const answers = Object.fromEntries(carol.frames.slice(1).map((frame) => [String(frame.id), frame.type === 'error' ? frame.code : frame.type]))
+  t.strictSame(answers, { ok1: 'published', ok2: 'published', no: 'FORBIDDEN_CHANNEL', big: 'MESSAGE_TOO_LARGE_FOR_CLIENTS' })
+  t.strictSame(await counts(), { published: 2, forbidden: 1, too_large: 1, unavailable: 0, overloaded: 0 })
+})

@@ -1,5 +1,5 @@
 import type { SubscribeFrame } from '../../protocol/frames.js'
-import { EngineUnavailableError, type ChannelMessage, type Engine, type EngineLogger } from '../engine/engine.js'
+import { EngineOverloadedError, EngineUnavailableError, type ChannelMessage, type Engine, type EngineLogger } from '../engine/engine.js'
 import { parseOffset, type ChannelPosition } from '../../protocol/offsets.js'
 import type { ChannelSubscriber } from './channel-subscriber.js'
 import { ChannelSubscription, messageFrameText } from './channel-subscription.js'
@@ -133,7 +133,8 @@ export class ChannelRelay {
       subscriptions.delete(channel)
       this.#leave(channel, subscriptions)
       subscription.answered = true
-      const code = err instanceof EngineUnavailableError ? 'REDIS_NOT_READY' : 'INTERNAL_ERROR'
+      // Our own stalled loop (redis-command-runner.ts) is OVERLOADED, retryable like REDIS_NOT_READY.
+      const code = err instanceof EngineUnavailableError ? 'REDIS_NOT_READY' : err instanceof EngineOverloadedError ? 'OVERLOADED' : 'INTERNAL_ERROR'
       for (const each of subscription.superseded) subscriber.send({ type: 'error', code, id: each })
       // Anything else is a bug: the connection's handler logs it and answers this id.
       if (code === 'INTERNAL_ERROR') throw err

@@ -25,17 +25,61 @@ const COMMAND_TIMEOUT_MESSAGE = 'Command timed out'
  * the event loop: the loop stalled, and the reply may well have been there.
  */
 const LATE_TIMEOUT_FACTOR = 1.5
+/**
+ * A command that timed out while our loop lagged this share of its timeout or more
+ * timed out because of us: a 1 s timeout with 200 ms of lag is not a healthy Redis
+ * failing to answer, it is a reply we did not get round to reading.
+ */
+const LAG_SHARE = 0.2
+
+/**
+ * The event loop's own lag, measured by a ticking timer: each tick that arrives later
+ * than due adds the difference. A timer that fires "on time" after a stall tells
+ * nothing (it may have been set during the stall); this sums every stall while a
+ * command waited. Under a burst the loop is rarely blocked in one piece: it runs long
+ * I/O turns back to back (a pub/sub reply batch fanned out to hundreds of sockets),
+ * and in the next turn the timers phase runs before the poll phase that would read
+ * the reply, so the command's timeout fires with the reply waiting in the socket.
+ */
+class LoopLag {
+  readonly #tickMs: number
+  #lastTick = performance.now()
+  #totalMs = 0
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (tickMs: number) {
+    this.#tickMs = tickMs
+  }
+
+  /** Lag so far (ms), the current tick's overdue part included; starts ticking on first use. */
+  now (): number {
+    if (this.#timer === undefined) {
+      this.#lastTick = performance.now()
+      this.#timer = setInterval(() => { this.#tick() }, this.#tickMs)
+      this.#timer.unref()
+    }
+    return this.#totalMs + Math.max(0, performance.now() - this.#lastTick - this.#tickMs)
+  }
+
+  #tick (): void {
+    const now = performance.now()
+    this.#totalMs += Math.max(0, now - this.#lastTick - this.#tickMs)
+    this.#lastTick = now
+  }
+}
 
 /** Times every command for the observer and turns failures into the engine's two error types. */
 export class RedisCommandRunner {
   readonly #commandTimeoutMs: number
   readonly #onCommand: RedisCommandObserver | undefined
   readonly #isOverloaded: () => boolean
+  readonly #lag: LoopLag
 
   constructor (options: RedisCommandRunnerOptions) {
     this.#commandTimeoutMs = options.commandTimeoutMs
     this.#onCommand = options.onCommand
     this.#isOverloaded = options.isOverloaded ?? (() => false)
+    this.#lag = new LoopLag(Math.min(100, Math.max(10, Math.floor(options.commandTimeoutMs / 20))))
   }
 
   /** Runs one command and reports it to the observer; errors pass through unchanged. */
@@ -63,18 +107,21 @@ export class RedisCommandRunner {
    */
   async run<T> (name: string, command: () => Promise<T>): Promise<T> {
     const started = performance.now()
+    const lagBefore = this.#lag.now()
     try {
       return await this.timed(name, command)
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err)
-      if (message === COMMAND_TIMEOUT_MESSAGE && this.#stalledSince(started)) {
+      if (message === COMMAND_TIMEOUT_MESSAGE && this.#stalledSince(started, lagBefore)) {
         throw new EngineOverloadedError('event loop stalled while waiting for Redis', { cause: err })
       }
       throw new EngineUnavailableError(message, { cause: err })
     }
   }
 
-  #stalledSince (started: number): boolean {
-    return performance.now() - started > this.#commandTimeoutMs * LATE_TIMEOUT_FACTOR || this.#isOverloaded()
+  #stalledSince (started: number, lagBefore: number): boolean {
+    return performance.now() - started > this.#commandTimeoutMs * LATE_TIMEOUT_FACTOR ||
+      this.#lag.now() - lagBefore >= this.#commandTimeoutMs * LAG_SHARE ||
+      this.#isOverloaded()
   }
 }

@@ -4,6 +4,7 @@ import type { HubMetrics } from '../ws/hub.js'
 import type { RelayMetrics } from '../channels/channel-relay.js'
 import type { TicketMetrics, TicketRejectReason } from '../tickets/ticket-service.js'
 import { LIFECYCLE_EVENT_NAMES, LIFECYCLE_OUTCOMES, type LifecycleEventName, type LifecycleOutcome } from '../events/lifecycle-events.js'
+import { CLIENT_PUBLISH_RESULTS, type ClientPublishResult } from '../ws/channel-requests.js'
 
 /** How a WebSocket upgrade ended (SPEC §4): a session, or the close/HTTP code that refused it. */
 export type ConnectOutcome = 'established' | '4401' | '4403' | '1013' | '1012' | '403'
@@ -136,6 +137,18 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
 
   readonly connectionLimitCloses = new Counter({ name: 'rtgw_connection_limit_closes_total', help: 'Sessions closed 4429 TOO_MANY_CONNECTIONS (WS_MAX_CONNECTIONS_PER_USER)', registers: [this.registry] })
 
+  // Client publish (SPEC §9): every `publish` frame's answer, by result (ws/channel-requests.ts ClientPublishResult)
+  readonly clientPublishes = new Counter({
+    name: 'rtgw_client_publishes_total',
+    help: 'publish frames by result: published, forbidden (FORBIDDEN_CHANNEL), too_large (MESSAGE_TOO_LARGE_FOR_CLIENTS), unavailable (REDIS_NOT_READY), overloaded (OVERLOADED)',
+    labelNames: ['result'] as const,
+    registers: [this.registry]
+  })
+
+  clientPublish (result: ClientPublishResult): void {
+    this.clientPublishes.inc({ result })
+  }
+
   // State read at scrape time (only with `sources`)
   readonly engineReady?: Gauge<'engine'>
   readonly draining?: Gauge
@@ -208,6 +221,7 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
     for (const outcome of ['ok', 'error']) this.publishDuration.zero({ outcome })
     for (const event of LIFECYCLE_EVENT_NAMES) for (const outcome of LIFECYCLE_OUTCOMES) this.lifecycleEvents.inc({ event, outcome }, 0)
     for (const kind of ['join', 'leave']) this.presenceEvents.inc({ kind }, 0)
+    for (const result of CLIENT_PUBLISH_RESULTS) this.clientPublishes.inc({ result }, 0)
   }
 
   ticketIssued (): void {

@@ -3,15 +3,24 @@ import type { ChannelTokenResult, ChannelTokenVerifier } from '../auth/channel-t
 import type { ChannelRelay } from '../channels/channel-relay.js'
 import type { ChannelPublisher } from '../channels/publisher.js'
 import type { ChannelSubscriber } from '../channels/channel-subscriber.js'
-import { EngineUnavailableError } from '../engine/engine.js'
+import { EngineOverloadedError, EngineUnavailableError } from '../engine/engine.js'
 import type { EngineLogger } from '../engine/engine.js'
 import { GatewayError } from '../errors.js'
+
+/** How a `publish` frame was answered (rtgw_client_publishes_total{result}). */
+export const CLIENT_PUBLISH_RESULTS = ['published', 'forbidden', 'too_large', 'unavailable', 'overloaded'] as const
+export type ClientPublishResult = typeof CLIENT_PUBLISH_RESULTS[number]
+
+export interface ClientPublishMetrics {
+  clientPublish (result: ClientPublishResult): void
+}
 
 export interface ChannelRequestsOptions {
   readonly relay: Pick<ChannelRelay, 'subscribe' | 'unsubscribe'>
   readonly publisher: Pick<ChannelPublisher, 'publish'>
   readonly verifyChannelToken: ChannelTokenVerifier
   readonly logger?: EngineLogger
+  readonly metrics?: ClientPublishMetrics
 }
 
 type RequestId = string | number | undefined
@@ -83,8 +92,10 @@ export class ChannelRequests {
   /** SPEC §9: through the same publisher as POST /v1/publish, with the gateway's `from`. */
   async publish (subscriber: ChannelSubscriber, frame: PublishFrame): Promise<void> {
     const { channel } = frame
+    const count = (result: ClientPublishResult): void => { this.#options.metrics?.clientPublish(result) }
     await this.#inOrder(subscriber, channel, undefined, async () => {
       if (!subscriber.access.canPublish(channel)) {
+        count('forbidden')
         subscriber.send({ type: 'error', code: 'FORBIDDEN_CHANNEL', ...idOf(frame.id) })
         return
       }
@@ -92,16 +103,21 @@ export class ChannelRequests {
       const key = frame.idempotencyKey === undefined ? undefined : clientIdempotencyKey(userId, frame.idempotencyKey)
       try {
         const { offset } = await this.#options.publisher.publish(channel, frame.data, key, userId)
+        count('published')
         subscriber.send({ type: 'published', channel, ...idOf(frame.id), offset })
       } catch (err) {
         if (err instanceof EngineUnavailableError) {
+          count('unavailable')
           subscriber.send({ type: 'error', code: 'REDIS_NOT_READY', ...idOf(frame.id) })
           return
         }
         if (err instanceof GatewayError && err.code === 'MESSAGE_TOO_LARGE_FOR_CLIENTS') {
+          count('too_large')
           subscriber.send({ type: 'error', code: err.code, message: err.message, ...idOf(frame.id) })
           return
         }
+        // Answered OVERLOADED by the connection's handler (ws/connection.ts).
+        if (err instanceof EngineOverloadedError) count('overloaded')
         throw err
       }
     })
