@@ -152,9 +152,9 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
     metrics
   })
   app.decorate('presence', presence)
-  app.addHook('onClose', async () => { presence.stop() })
 
-  await app.register(enginePlugin, { engine, settle: async () => { await lifecycle.settled() } })
+  // Before the engine closes: presence retires this instance (a clean stop is no crash), then the lifecycle writes land.
+  await app.register(enginePlugin, { engine, settle: async () => { await presence.retire(); await lifecycle.settled() } })
   await app.register(drainPlugin, { sockets: hub, releaseWaiters: () => { longPoll.release() }, shutdownGraceMs: config.shutdownGraceMs })
   await app.register(errorHandlerPlugin)
   await app.register(jsonBodyPlugin)

@@ -7,7 +7,7 @@
  * frames themselves reach subscribers through the engine's live path on every instance.
  */
 import type { Engine, EngineLogger } from '../engine/engine.js'
-import type { PresenceMember, PresenceTimings } from '../engine/presence-types.js'
+import type { LostConnection, PresenceMember, PresenceTimings } from '../engine/presence-types.js'
 import type { PresenceFrame } from '../../protocol/frames.js'
 import { GatewayError } from '../errors.js'
 import { ChannelPatternList } from './channel-pattern.js'
@@ -28,6 +28,8 @@ export interface PresenceMetrics {
 export interface PresenceLifecycle {
   join (who: SubscriberIdentity, channel: string): void
   leave (who: SubscriberIdentity, channel: string): void
+  /** A crashed instance's connection, claimed by this one: its `disconnect` (SPEC §12). */
+  lostDisconnect (lost: LostConnection): void
 }
 
 export interface ChannelPresenceOptions {
@@ -72,6 +74,8 @@ export class ChannelPresence {
   readonly #registered = new Map<string, { readonly userId: string, readonly connectionId: string }>()
   readonly #timers: NodeJS.Timeout[]
   #sweeping = false
+  /** The first heartbeat (SPEC §12 crash disconnects), sent before the first registration. */
+  #heartbeat: Promise<void> | undefined
 
   constructor (options: ChannelPresenceOptions) {
     this.#options = options
@@ -99,6 +103,12 @@ export class ChannelPresence {
     const { engine, maxConnectionsPerUser, timings, instanceId } = this.#options
     const { userId, connectionId, sessionId } = identity
     try {
+      // Registered connections are kept with this instance's heartbeat: it must exist before them.
+      this.#heartbeat ??= engine.presence.heartbeatInstance(instanceId, timings.ttlSeconds).catch((err: unknown) => {
+        this.#heartbeat = undefined
+        throw err
+      })
+      await this.#heartbeat
       const admitted = await engine.presence.registerUserConnection(userId, { connectionId, sessionId, connectedAt, instanceId }, maxConnectionsPerUser, timings.ttlSeconds)
       if (!admitted) {
         this.#options.metrics?.connectionLimitClose()
@@ -113,7 +123,7 @@ export class ChannelPresence {
 
   async unregister (identity: SubscriberIdentity): Promise<void> {
     if (!this.#registered.delete(identity.connectionId)) return
-    await this.#options.engine.presence.unregisterUserConnection(identity.userId, identity.connectionId).catch(() => {
+    await this.#options.engine.presence.unregisterUserConnection(identity.userId, identity.connectionId, this.#options.instanceId).catch(() => {
       // Not removed: it expires within PRESENCE_TTL_SECONDS, as a crashed instance's would.
     })
   }
@@ -185,6 +195,15 @@ export class ChannelPresence {
     for (const timer of this.#timers) clearInterval(timer)
   }
 
+  /** A clean stop (after the drain closed every socket): this instance is never taken for crashed. */
+  async retire (): Promise<void> {
+    this.stop()
+    if (this.#heartbeat === undefined || !this.#options.engine.isReady()) return
+    await this.#options.engine.presence.retireInstance(this.#options.instanceId).catch((err: unknown) => {
+      this.#options.logger.warn({ event: 'presence.retire_failed', err }, 'instance not retired; its remaining connections get disconnect events from another instance')
+    })
+  }
+
   #gauges (): void {
     let members = 0
     for (const each of this.#members.values()) members += each.size
@@ -200,6 +219,7 @@ export class ChannelPresence {
       engine.presence.refreshPresence(channel, [...members.values()], timings).catch(() => {})
     }
     if (this.#registered.size > 0) engine.presence.refreshUserConnections([...this.#registered.values()], timings.ttlSeconds).catch(() => {})
+    if (this.#heartbeat !== undefined) engine.presence.heartbeatInstance(this.#options.instanceId, timings.ttlSeconds).catch(() => {})
   }
 
   /** Leaves past their delay and expired entries, on any channel due; the engine decides each once. */
@@ -207,7 +227,11 @@ export class ChannelPresence {
     const { engine, timings, lifecycle, metrics } = this.#options
     if (this.#sweeping || !engine.isReady()) return
     this.#sweeping = true
-    engine.presence.sweepPresence(timings).then((sweeps) => {
+    const lost = engine.presence.claimLostInstances().then((connections) => {
+      // Claimed here and nowhere else: each crashed connection's one disconnect.
+      for (const connection of connections) lifecycle.lostDisconnect(connection)
+    })
+    const swept = engine.presence.sweepPresence(timings).then((sweeps) => {
       for (const sweep of sweeps) {
         for (const userId of sweep.left) {
           metrics?.presenceEvent('leave')
@@ -215,8 +239,12 @@ export class ChannelPresence {
           lifecycle.leave({ userId, sessionId: '', connectionId: '' }, sweep.channel)
         }
       }
-    }).catch((err: unknown) => {
-      this.#options.logger.warn({ event: 'presence.sweep_failed', err }, 'presence sweep failed; retried next round')
-    }).finally(() => { this.#sweeping = false })
+    })
+    void Promise.allSettled([lost, swept]).then((outcomes) => {
+      this.#sweeping = false
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') this.#options.logger.warn({ event: 'presence.sweep_failed', err: outcome.reason }, 'presence sweep failed; retried next round')
+      }
+    })
   }
 }

@@ -6,6 +6,7 @@
 import {
   joinFrameText,
   leaveFrameText,
+  type LostConnection,
   type PresenceEngine,
   type PresenceMember,
   type PresenceSnapshot,
@@ -28,6 +29,9 @@ export class MemoryPresence implements PresenceEngine {
   readonly #assertReady: () => void
   readonly #users = new Map<string, Map<string, { readonly connection: UserConnection, expiresAt: number }>>()
   readonly #channels = new Map<string, ChannelPresence>()
+  /** instanceId → heartbeat expiry, and the connections each instance holds (SPEC §12 crash disconnects). */
+  readonly #instances = new Map<string, number>()
+  readonly #held = new Map<string, Map<string, LostConnection>>()
   #listener: ((channel: string, frame: string) => void) | undefined
 
   constructor (options: { readonly now: () => number, readonly assertReady: () => void }) {
@@ -47,11 +51,15 @@ export class MemoryPresence implements PresenceEngine {
     if (!registry.has(connection.connectionId) && registry.size >= limit) return false
     registry.set(connection.connectionId, { connection, expiresAt: now + ttlSeconds * 1000 })
     this.#users.set(userId, registry)
+    const held = this.#held.get(connection.instanceId) ?? new Map<string, LostConnection>()
+    held.set(connection.connectionId, { userId, connectionId: connection.connectionId, sessionId: connection.sessionId, instanceId: connection.instanceId })
+    this.#held.set(connection.instanceId, held)
     return true
   }
 
-  async unregisterUserConnection (userId: string, connectionId: string): Promise<void> {
+  async unregisterUserConnection (userId: string, connectionId: string, instanceId?: string): Promise<void> {
     this.#assertReady()
+    if (instanceId !== undefined) this.#held.get(instanceId)?.delete(connectionId)
     const registry = this.#users.get(userId)
     registry?.delete(connectionId)
     if (registry?.size === 0) this.#users.delete(userId)
@@ -130,6 +138,30 @@ export class MemoryPresence implements PresenceEngine {
       if (left.length > 0 || expired.length > 0 || channels !== undefined) sweeps.push({ channel, left, expired })
     }
     return sweeps
+  }
+
+  async heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<void> {
+    this.#assertReady()
+    this.#instances.set(instanceId, this.#now() + ttlSeconds * 1000)
+  }
+
+  async claimLostInstances (): Promise<LostConnection[]> {
+    this.#assertReady()
+    const now = this.#now()
+    const lost: LostConnection[] = []
+    for (const [instanceId, expiresAt] of this.#instances) {
+      if (expiresAt > now) continue
+      this.#instances.delete(instanceId)
+      lost.push(...(this.#held.get(instanceId)?.values() ?? []))
+      this.#held.delete(instanceId)
+    }
+    return lost
+  }
+
+  async retireInstance (instanceId: string): Promise<void> {
+    this.#assertReady()
+    this.#instances.delete(instanceId)
+    this.#held.delete(instanceId)
   }
 
   async readPresence (channel: string, limit: number): Promise<PresenceSnapshot> {

@@ -43,6 +43,15 @@ export interface PresenceSweep {
   readonly expired: ReadonlyArray<{ readonly userId: string, readonly connectionId: string }>
 }
 
+/** A connection of an instance that stopped heartbeating (a crash): its `disconnect` is still owed (SPEC §12). */
+export interface LostConnection {
+  readonly userId: string
+  readonly connectionId: string
+  readonly sessionId: string
+  /** The instance that held the socket and died. */
+  readonly instanceId: string
+}
+
 export interface PresenceTimings {
   readonly ttlSeconds: number
   readonly leaveDelayMs: number
@@ -54,7 +63,8 @@ export interface PresenceEngine {
    * unexpired ones (SPEC §11), atomically across instances. False: refused.
    */
   registerUserConnection (userId: string, connection: UserConnection, limit: number, ttlSeconds: number): Promise<boolean>
-  unregisterUserConnection (userId: string, connectionId: string): Promise<void>
+  /** `instanceId`: the holder (ChannelPresence always gives it), so a later crash of it does not claim this one. */
+  unregisterUserConnection (userId: string, connectionId: string, instanceId?: string): Promise<void>
   /** Pushes the expiry of these live connections `ttlSeconds` ahead (each instance, for its own). */
   refreshUserConnections (entries: ReadonlyArray<{ readonly userId: string, readonly connectionId: string }>, ttlSeconds: number): Promise<void>
   /** The user's unexpired connections on every instance, oldest first. */
@@ -75,6 +85,20 @@ export interface PresenceEngine {
   sweepPresence (timings: PresenceTimings, channels?: readonly string[]): Promise<PresenceSweep[]>
   /** At most `limit` users with their connection counts and info, and the exact totals. */
   readPresence (channel: string, limit: number): Promise<PresenceSnapshot>
+  /**
+   * This instance is alive for `ttlSeconds` more (sent with every refresh). The engine
+   * keeps, per instance, the connections registered with its instanceId, so that when
+   * the heartbeat lapses another instance can write their `disconnect` events.
+   */
+  heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<void>
+  /**
+   * Instances whose heartbeat lapsed, each claimed by exactly one caller cluster-wide
+   * (then forgotten), with the connections they still held: their disconnects are the
+   * caller's to write.
+   */
+  claimLostInstances (): Promise<LostConnection[]>
+  /** A clean stop: the instance and whatever it still held are forgotten, never claimed. */
+  retireInstance (instanceId: string): Promise<void>
   /** Join/leave frames (JSON text) of channels this instance listens to. One listener per engine. */
   onPresenceEvent (listener: (channel: string, frame: string) => void): void
 }

@@ -63,6 +63,16 @@ export class RedisKeys {
     return `${this.#prefix}presence:due`
   }
 
+  /** Instances → heartbeat expiry (ms, Redis clock); a lapsed one crashed (SPEC §12 crash disconnects). One key, any slot. */
+  get instances (): string {
+    return `${this.#prefix}instances`
+  }
+
+  /** Hash connectionId → JSON {userId, sessionId} of the connections one instance holds, in the instance's own slot. */
+  instanceConnections (instanceId: string): string {
+    return `${this.#prefix}instance:{${instanceId}}:conns`
+  }
+
   /** A user's registry of open connections (SPEC §11): a zset of expiries and a hash of details, one slot. */
   user (userId: string): { readonly connections: string, readonly details: string } {
     const base = `${this.#prefix}user:{${userId}}`

@@ -13,6 +13,7 @@ import type { RedisCommandRunner } from './redis-command-runner.js'
 import type { PresenceKeys, RedisKeys } from './redis-keys.js'
 import {
   joinFrameText,
+  type LostConnection,
   type PresenceEngine,
   type PresenceMember,
   type PresenceSnapshot,
@@ -35,6 +36,9 @@ declare module 'ioredis' {
     presenceSweepScript (entries: string, counts: string, info: string, leaving: string, limit: number, live: string, sharded: '0' | '1',
       channelJson: string): Result<[string[], string[], string], Context>
     presenceReadScript (entries: string, counts: string, info: string, limit: number): Result<Array<string | number>, Context>
+    instanceHeartbeatScript (instances: string, instanceId: string, ttlMs: number): Result<number, Context>
+    instanceClaimScript (instances: string, limit: number): Result<string[], Context>
+    instanceTakeScript (connections: string): Result<string[], Context>
   }
 }
 
@@ -42,12 +46,15 @@ const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, 
 const SCRIPTS: ReadonlyArray<[name: string, keys: number, file: string]> = [
   ['userRegisterScript', 2, 'user-register'], ['userRefreshScript', 2, 'user-refresh'], ['userListScript', 2, 'user-list'], ['userUnregisterScript', 2, 'user-unregister'],
   ['presenceEnterScript', 4, 'presence-enter'], ['presenceExitScript', 3, 'presence-exit'], ['presenceRefreshScript', 4, 'presence-refresh'],
-  ['presenceSweepScript', 4, 'presence-sweep'], ['presenceReadScript', 3, 'presence-read']
+  ['presenceSweepScript', 4, 'presence-sweep'], ['presenceReadScript', 3, 'presence-read'],
+  ['instanceHeartbeatScript', 1, 'instance-heartbeat'], ['instanceClaimScript', 1, 'instance-claim'], ['instanceTakeScript', 1, 'instance-take']
 ]
 
 /** Entries and leaves handled per sweep call, and channels per sweep round. */
 const SWEEP_BATCH = 500
 const DUE_CHANNELS_PER_ROUND = 50
+/** Lapsed instances claimed per sweep round. */
+const LOST_INSTANCES_PER_ROUND = 10
 
 const memberOf = (member: { userId: string, connectionId: string }): string => `${member.connectionId}:${member.userId}`
 /** Keys outlive their entries by the leave delay and a margin, so a quiet channel cleans itself up. */
@@ -93,15 +100,24 @@ export class RedisPresence implements PresenceEngine {
     this.#assertReady()
     const keys = this.#keys.user(userId)
     const json = JSON.stringify({ sessionId: connection.sessionId, connectedAt: connection.connectedAt, instanceId: connection.instanceId })
-    const added = await this.#runner.run('script:user-register', async () =>
-      await this.#client.userRegisterScript(keys.connections, keys.details, connection.connectionId, limit, ttlSeconds * 1000, json))
+    const held = this.#keys.instanceConnections(connection.instanceId)
+    // The instance's own list (another slot) in the same auto-pipelined write: one round trip; undone if refused.
+    const [added] = await Promise.all([
+      this.#runner.run('script:user-register', async () =>
+        await this.#client.userRegisterScript(keys.connections, keys.details, connection.connectionId, limit, ttlSeconds * 1000, json)),
+      this.#runner.run('hset', async () => await this.#client.hset(held, connection.connectionId, JSON.stringify({ userId, sessionId: connection.sessionId })))
+    ])
+    if (added !== 1) await this.#runner.run('hdel', async () => await this.#client.hdel(held, connection.connectionId))
     return added === 1
   }
 
-  async unregisterUserConnection (userId: string, connectionId: string): Promise<void> {
+  async unregisterUserConnection (userId: string, connectionId: string, instanceId?: string): Promise<void> {
     this.#assertReady()
     const keys = this.#keys.user(userId)
-    await this.#runner.run('script:user-unregister', async () => await this.#client.userUnregisterScript(keys.connections, keys.details, connectionId))
+    await Promise.all([
+      this.#runner.run('script:user-unregister', async () => await this.#client.userUnregisterScript(keys.connections, keys.details, connectionId)),
+      instanceId === undefined ? undefined : this.#runner.run('hdel', async () => await this.#client.hdel(this.#keys.instanceConnections(instanceId), connectionId))
+    ])
   }
 
   async refreshUserConnections (entries: ReadonlyArray<{ readonly userId: string, readonly connectionId: string }>, ttlSeconds: number): Promise<void> {
@@ -160,6 +176,39 @@ export class RedisPresence implements PresenceEngine {
     const names = channels ?? await this.#runner.run('zrangebyscore', async () =>
       await this.#client.zrangebyscore(this.#keys.presenceDue, '-inf', Date.now(), 'LIMIT', 0, DUE_CHANNELS_PER_ROUND))
     return await Promise.all(names.map(async (channel) => await this.#sweep(channel)))
+  }
+
+  async heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<void> {
+    this.#assertReady()
+    const held = this.#keys.instanceConnections(instanceId)
+    // The list outlives a lapsed heartbeat long enough to be claimed, and no longer.
+    await Promise.all([
+      this.#runner.run('script:instance-heartbeat', async () => await this.#client.instanceHeartbeatScript(this.#keys.instances, instanceId, ttlSeconds * 1000)),
+      this.#runner.run('pexpire', async () => await this.#client.pexpire(held, ttlSeconds * 3000 + 60_000))
+    ])
+  }
+
+  async claimLostInstances (): Promise<LostConnection[]> {
+    this.#assertReady()
+    const lapsed = await this.#runner.run('script:instance-claim', async () => await this.#client.instanceClaimScript(this.#keys.instances, LOST_INSTANCES_PER_ROUND))
+    const lost = await Promise.all(lapsed.map(async (instanceId) => {
+      const flat = await this.#runner.run('script:instance-take', async () => await this.#client.instanceTakeScript(this.#keys.instanceConnections(instanceId)))
+      const connections: LostConnection[] = []
+      for (let index = 0; index + 1 < flat.length; index += 2) {
+        const { userId, sessionId } = JSON.parse(flat[index + 1] ?? '{}') as { userId: string, sessionId: string }
+        connections.push({ userId, sessionId, connectionId: flat[index] ?? '', instanceId })
+      }
+      return connections
+    }))
+    return lost.flat()
+  }
+
+  async retireInstance (instanceId: string): Promise<void> {
+    this.#assertReady()
+    await Promise.all([
+      this.#runner.run('zrem', async () => await this.#client.zrem(this.#keys.instances, instanceId)),
+      this.#runner.run('del', async () => await this.#client.del(this.#keys.instanceConnections(instanceId)))
+    ])
   }
 
   async readPresence (channel: string, limit: number): Promise<PresenceSnapshot> {

@@ -89,6 +89,15 @@ export class LifecycleEvents {
     this.#write('disconnect', who, { code: String(code), reason })
   }
 
+  /**
+   * A connection of a crashed instance (its heartbeat lapsed; channels/channel-presence.ts
+   * claims each once cluster-wide): `instanceId` is the instance that held it, as in its
+   * `connect`, and `reportedBy` this one. Code 1006, reason INSTANCE_LOST.
+   */
+  lostDisconnect (lost: EventSubject & { readonly instanceId: string }): void {
+    this.#write('disconnect', lost, { code: '1006', reason: 'INSTANCE_LOST', instanceId: lost.instanceId, reportedBy: this.instanceId })
+  }
+
   subscribe (who: EventSubject, channel: string): void {
     this.#write('subscribe', who, { channel })
   }
@@ -97,12 +106,12 @@ export class LifecycleEvents {
     this.#write('unsubscribe', who, { channel })
   }
 
-  /** Presence (SPEC §11): a user's first connection entered `channel`. Not called yet. */
+  /** Presence (SPEC §11): a user's first connection entered `channel` (its instance won the join). */
   join (who: EventSubject, channel: string): void {
     this.#write('join', who, { channel })
   }
 
-  /** Presence (SPEC §11): a user's last connection left `channel` for good. Not called yet. */
+  /** Presence (SPEC §11): a user's last connection left `channel` for good (its instance won the leave). */
   leave (who: EventSubject, channel: string): void {
     this.#write('leave', who, { channel })
   }

@@ -149,6 +149,30 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       t.strictSame(await engine.presence.readPresence(channel, 10), { users: [{ userId: 'frank', connections: 1 }], totalUsers: 1, totalConnections: 1 })
     })
 
+    await t.test('a lapsed instance heartbeat is claimed exactly once with the connections it held; a retired one never', async (t) => {
+      const { engine, peer } = await setup(t)
+      const tag = randomUUID().slice(0, 8)
+      const [crashed, alive, retired] = [`crashed-${tag}`, `alive-${tag}`, `retired-${tag}`]
+      for (const instance of [crashed, alive, retired]) await engine.presence.heartbeatInstance(instance, 1)
+      const held = { ...connection(crashed), connectionId: `held-${tag}` }
+      const closed = connection(crashed)
+      await peer.presence.registerUserConnection('gina', held, 10, 1)
+      await peer.presence.registerUserConnection('gina', closed, 10, 1)
+      await peer.presence.unregisterUserConnection('gina', closed.connectionId, crashed)
+      await engine.presence.registerUserConnection('hank', connection(alive), 10, 1)
+      await engine.presence.registerUserConnection('ivan', connection(retired), 10, 1)
+      await engine.presence.retireInstance(retired)
+      t.strictSame(await engine.presence.claimLostInstances(), [], 'nothing lapsed yet')
+      await sleep(600)
+      await engine.presence.heartbeatInstance(alive, 1)
+      await sleep(600)
+      const claims = await Promise.all([engine.presence.claimLostInstances(), peer.presence.claimLostInstances()])
+      t.strictSame(claims.flat(), [{ userId: 'gina', connectionId: held.connectionId, sessionId: held.sessionId, instanceId: crashed }],
+        'the crashed instance\'s open connection, to one claimer only; not the closed one, not the live or retired instances\'')
+      t.strictSame(await engine.presence.claimLostInstances(), [], 'claimed once')
+      await engine.presence.retireInstance(alive)
+    })
+
     await t.test('readPresence lists at most `limit` users; the totals stay exact', async (t) => {
       const { engine } = await setup(t)
       const channel = `room-${randomUUID().slice(0, 8)}`
@@ -165,6 +189,7 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       t.ok(await rejectionOf(underTest.engine.presence.registerUserConnection('u', connection(), 1, 1)) instanceof EngineUnavailableError)
       t.ok(await rejectionOf(underTest.engine.presence.enterPresence('c', { userId: 'u', connectionId: 'x' }, timings)) instanceof EngineUnavailableError)
       t.ok(await rejectionOf(underTest.engine.presence.readPresence('c', 1)) instanceof EngineUnavailableError)
+      t.ok(await rejectionOf(underTest.engine.presence.claimLostInstances()) instanceof EngineUnavailableError)
     })
   })
 }
