@@ -32,7 +32,7 @@ import ticketLimitsPlugin from './plugins/ticket-limits.js'
 import ticketRoute from './routes/ticket.js'
 import wsRoute from './routes/ws.js'
 import v1Routes from './routes/v1/index.js'
-import demoRoutes from './dev/demo.js'
+import demoRoutes, { DEMO_ROOM } from './dev/demo.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -142,7 +142,8 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   // SPEC §11: join/leave reach this instance's subscribers through the relay; the transitions' winner writes the lifecycle events.
   const presence = new ChannelPresence({
     engine,
-    channels: config.presence.channels,
+    // The demo's room (development secret only, SPEC §8) is a presence channel whatever PRESENCE_CHANNELS says.
+    channels: config.jwt.devSecret ? [...config.presence.channels, DEMO_ROOM] : config.presence.channels,
     timings: { ttlSeconds: config.presence.ttlSeconds, leaveDelayMs: config.presence.leaveDelayMs },
     maxConnectionsPerUser: config.presence.maxConnectionsPerUser,
     instanceId: lifecycle.instanceId,

@@ -3,17 +3,29 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { mintDevToken } from './dev-token.js'
+import { mintChannelToken, mintDevToken } from './dev-token.js'
 import { demoPage } from './demo-page.js'
 import { BearerHeaders, OtherErrors, PublishResult, errorResponses } from '../../protocol/http.js'
 import { bearerToken } from '../auth/token-verifier.js'
 import { errorBody } from '../errors.js'
 
+/** The demo's two-user room: a presence channel on the development secret (app.ts), opened by a subscription token. */
+export const DEMO_ROOM = 'demo:room'
+
 const DemoToken = Type.Object({
   token: Type.String(),
   sub: Type.String(),
-  channel: Type.String()
+  channel: Type.String(),
+  /** The room, and a subscription token (SPEC §9) for it with `publish: true`. */
+  room: Type.String(),
+  roomToken: Type.String()
 })
+
+/** `user`: the demo user to be (the page's `?user=`), so two tabs can be two people; a fresh one without. */
+const DemoTokenBody = Type.Union([
+  Type.Object({ user: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,32}$' })) }, { additionalProperties: false }),
+  Type.Null()
+])
 
 /** Only the data: the channel is always the caller's own, so the body cannot name one. */
 const DemoPublishBody = Type.Object({
@@ -44,13 +56,15 @@ async function readBundle (): Promise<string | undefined> {
 }
 
 /**
- * GET /demo, its SDK bundle, POST /demo/token (a dev token for a fresh demo user)
- * and POST /demo/publish (that user publishes to its own channel). Registered only
+ * GET /demo, its SDK bundle, POST /demo/token (a dev token for a demo user, fresh or
+ * named, with a subscription token for the demo room) and POST /demo/publish (that
+ * user publishes to its own channel). Registered only
  * with the development secret, which production never has.
  *
  * Anyone who reaches the port can mint a demo token, so a demo token is an ordinary
- * user token (sub, session, exp) with no scope: it cannot use /v1/publish. The page's
- * "publish to myself" goes through /demo/publish, which can only reach `user:<sub>`.
+ * user token (sub, session, exp) with no scope: it cannot use /v1/publish. The page
+ * publishes to the room with the `publish` frame its room token allows (SPEC §9);
+ * /demo/publish can only reach `user:<sub>`. Naming any user is fine here: dev only.
  */
 export default async function demoRoutes (app: FastifyInstance, options: DemoOptions): Promise<void> {
   app.get('/demo', async (_request, reply) => {
@@ -65,10 +79,14 @@ export default async function demoRoutes (app: FastifyInstance, options: DemoOpt
     return await reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(bundle)
   })
 
-  app.post('/demo/token', { schema: { response: { 200: DemoToken } } }, async () => {
-    const sub = `demo-${randomUUID().slice(0, 8)}`
+  app.withTypeProvider<TypeBoxTypeProvider>().post('/demo/token', {
+    schema: { body: Type.Optional(DemoTokenBody), response: { 200: DemoToken, ...errorResponses('BAD_REQUEST'), default: OtherErrors } }
+  }, async (request) => {
+    const sub = request.body?.user ?? `demo-${randomUUID().slice(0, 8)}`
     const token = await mintDevToken({ secret: options.secret, sub, sessionId: randomUUID() })
-    return { token, sub, channel: `user:${sub}` }
+    // The user token stays a plain one (no scope, no patterns); the room comes with a token of its own.
+    const roomToken = await mintChannelToken({ secret: options.secret, sub, channel: DEMO_ROOM, publish: true })
+    return { token, sub, channel: `user:${sub}`, room: DEMO_ROOM, roomToken }
   })
 
   app.withTypeProvider<TypeBoxTypeProvider>().post('/demo/publish', {
