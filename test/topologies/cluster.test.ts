@@ -120,7 +120,11 @@ await t.test('every key sits under the prefix, and keys that a script touches to
   t.equal(slotOf.get(dedupe[0]!), inboundSlot, 'the dedupe key shares the stream slot (append-inbound.lua)')
 
   t.ok(keys.some((key) => key.startsWith('rtgw:ratelimit:')), 'the per-user ticket limit counts in the cluster too')
+  // Crash disconnects (SPEC §12): the heartbeats, one key; each instance's connection hash is a key on its own.
+  t.ok(keys.includes('rtgw:instances'), 'the instances heartbeat')
+  t.strictSame(keys.filter((key) => key.startsWith('rtgw:instance:') && !/^rtgw:instance:\{[0-9a-f-]{36}\}:conns$/.test(key)), [], 'instance hashes tagged by their instance id')
   const other = keys.filter((key) => !key.startsWith('rtgw:{ch:') && !key.startsWith('rtgw:{rtgw:inbound}:') &&
-    key !== 'rtgw:inbound' && !key.startsWith('rtgw:ratelimit:') && !key.startsWith('rtgw:ticket:'))
+    key !== 'rtgw:inbound' && !key.startsWith('rtgw:ratelimit:') && !key.startsWith('rtgw:ticket:') &&
+    key !== 'rtgw:instances' && !key.startsWith('rtgw:instance:{'))
   t.strictSame(other, [], 'no other kind of key')
 })
