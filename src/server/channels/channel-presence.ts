@@ -71,7 +71,7 @@ export class ChannelPresence {
   /** Presence channel → this instance's members there, by connection id. */
   readonly #members = new Map<string, Map<string, PresenceMember>>()
   /** Connections registered in their user's registry (SPEC §11 limit). */
-  readonly #registered = new Map<string, { readonly userId: string, readonly connectionId: string }>()
+  readonly #registered = new Map<string, { readonly userId: string, readonly connectionId: string, readonly sessionId: string, readonly connectedAt: number }>()
   readonly #timers: NodeJS.Timeout[]
   #sweeping = false
   /** The first heartbeat (SPEC §12 crash disconnects), sent before the first registration. */
@@ -104,7 +104,7 @@ export class ChannelPresence {
     const { userId, connectionId, sessionId } = identity
     try {
       // Registered connections are kept with this instance's heartbeat: it must exist before them.
-      this.#heartbeat ??= engine.presence.heartbeatInstance(instanceId, timings.ttlSeconds).catch((err: unknown) => {
+      this.#heartbeat ??= engine.presence.heartbeatInstance(instanceId, timings.ttlSeconds).then(() => {}, (err: unknown) => {
         this.#heartbeat = undefined
         throw err
       })
@@ -114,7 +114,7 @@ export class ChannelPresence {
         this.#options.metrics?.connectionLimitClose()
         return false
       }
-      this.#registered.set(connectionId, { userId, connectionId })
+      this.#registered.set(connectionId, { userId, connectionId, sessionId, connectedAt })
     } catch (err) {
       this.#options.logger.warn({ event: 'presence.register_failed', err }, 'per-user registry not written; session admitted')
     }
@@ -219,7 +219,20 @@ export class ChannelPresence {
       engine.presence.refreshPresence(channel, [...members.values()], timings).catch(() => {})
     }
     if (this.#registered.size > 0) engine.presence.refreshUserConnections([...this.#registered.values()], timings.ttlSeconds).catch(() => {})
-    if (this.#heartbeat !== undefined) engine.presence.heartbeatInstance(this.#options.instanceId, timings.ttlSeconds).catch(() => {})
+    if (this.#heartbeat !== undefined) {
+      engine.presence.heartbeatInstance(this.#options.instanceId, timings.ttlSeconds).then(async (unknown) => {
+        // Claimed as lost while alive (stalled past the TTL): its list went with the claim, so put the live ones back.
+        if (unknown) await this.#reregister()
+      }).catch(() => {})
+    }
+  }
+
+  async #reregister (): Promise<void> {
+    const { engine, maxConnectionsPerUser, timings, instanceId } = this.#options
+    this.#options.logger.warn({ event: 'presence.instance_reclaimed', connections: this.#registered.size }, 'this instance was taken for crashed (heartbeat lapsed); its connections are registered again')
+    await Promise.all([...this.#registered.values()].map(async ({ userId, connectionId, sessionId, connectedAt }) => {
+      await engine.presence.registerUserConnection(userId, { connectionId, sessionId, connectedAt, instanceId }, maxConnectionsPerUser, timings.ttlSeconds)
+    }))
   }
 
   /** Leaves past their delay and expired entries, on any channel due; the engine decides each once. */
@@ -227,7 +240,7 @@ export class ChannelPresence {
     const { engine, timings, lifecycle, metrics } = this.#options
     if (this.#sweeping || !engine.isReady()) return
     this.#sweeping = true
-    const lost = engine.presence.claimLostInstances().then((connections) => {
+    const lost = engine.presence.claimLostInstances(this.#options.instanceId).then((connections) => {
       // Claimed here and nowhere else: each crashed connection's one disconnect.
       for (const connection of connections) lifecycle.lostDisconnect(connection)
     })

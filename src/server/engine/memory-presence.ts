@@ -140,17 +140,19 @@ export class MemoryPresence implements PresenceEngine {
     return sweeps
   }
 
-  async heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<void> {
+  async heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<boolean> {
     this.#assertReady()
+    const known = this.#instances.has(instanceId)
     this.#instances.set(instanceId, this.#now() + ttlSeconds * 1000)
+    return !known
   }
 
-  async claimLostInstances (): Promise<LostConnection[]> {
+  async claimLostInstances (self?: string): Promise<LostConnection[]> {
     this.#assertReady()
     const now = this.#now()
     const lost: LostConnection[] = []
     for (const [instanceId, expiresAt] of this.#instances) {
-      if (expiresAt > now) continue
+      if (expiresAt > now || instanceId === self) continue
       this.#instances.delete(instanceId)
       lost.push(...(this.#held.get(instanceId)?.values() ?? []))
       this.#held.delete(instanceId)

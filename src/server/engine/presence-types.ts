@@ -88,15 +88,17 @@ export interface PresenceEngine {
   /**
    * This instance is alive for `ttlSeconds` more (sent with every refresh). The engine
    * keeps, per instance, the connections registered with its instanceId, so that when
-   * the heartbeat lapses another instance can write their `disconnect` events.
+   * the heartbeat lapses another instance can write their `disconnect` events. True
+   * when the instance was not known (its first heartbeat, or it was claimed as lost
+   * while it lived on, e.g. stalled past the TTL): its list is then empty again.
    */
-  heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<void>
+  heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<boolean>
   /**
    * Instances whose heartbeat lapsed, each claimed by exactly one caller cluster-wide
    * (then forgotten), with the connections they still held: their disconnects are the
-   * caller's to write.
+   * caller's to write. `self`: the caller's own id, never claimed (it is evidently alive).
    */
-  claimLostInstances (): Promise<LostConnection[]>
+  claimLostInstances (self?: string): Promise<LostConnection[]>
   /** A clean stop: the instance and whatever it still held are forgotten, never claimed. */
   retireInstance (instanceId: string): Promise<void>
   /** Join/leave frames (JSON text) of channels this instance listens to. One listener per engine. */

@@ -37,7 +37,7 @@ declare module 'ioredis' {
       channelJson: string): Result<[string[], string[], string], Context>
     presenceReadScript (entries: string, counts: string, info: string, limit: number): Result<Array<string | number>, Context>
     instanceHeartbeatScript (instances: string, instanceId: string, ttlMs: number): Result<number, Context>
-    instanceClaimScript (instances: string, limit: number): Result<string[], Context>
+    instanceClaimScript (instances: string, limit: number, self: string): Result<string[], Context>
     instanceTakeScript (connections: string): Result<string[], Context>
   }
 }
@@ -178,19 +178,20 @@ export class RedisPresence implements PresenceEngine {
     return await Promise.all(names.map(async (channel) => await this.#sweep(channel)))
   }
 
-  async heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<void> {
+  async heartbeatInstance (instanceId: string, ttlSeconds: number): Promise<boolean> {
     this.#assertReady()
     const held = this.#keys.instanceConnections(instanceId)
     // The list outlives a lapsed heartbeat long enough to be claimed, and no longer.
-    await Promise.all([
+    const [added] = await Promise.all([
       this.#runner.run('script:instance-heartbeat', async () => await this.#client.instanceHeartbeatScript(this.#keys.instances, instanceId, ttlSeconds * 1000)),
       this.#runner.run('pexpire', async () => await this.#client.pexpire(held, ttlSeconds * 3000 + 60_000))
     ])
+    return added === 1
   }
 
-  async claimLostInstances (): Promise<LostConnection[]> {
+  async claimLostInstances (self = ''): Promise<LostConnection[]> {
     this.#assertReady()
-    const lapsed = await this.#runner.run('script:instance-claim', async () => await this.#client.instanceClaimScript(this.#keys.instances, LOST_INSTANCES_PER_ROUND))
+    const lapsed = await this.#runner.run('script:instance-claim', async () => await this.#client.instanceClaimScript(this.#keys.instances, LOST_INSTANCES_PER_ROUND, self))
     const lost = await Promise.all(lapsed.map(async (instanceId) => {
       const flat = await this.#runner.run('script:instance-take', async () => await this.#client.instanceTakeScript(this.#keys.instanceConnections(instanceId)))
       const connections: LostConnection[] = []

@@ -153,7 +153,9 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       const { engine, peer } = await setup(t)
       const tag = randomUUID().slice(0, 8)
       const [crashed, alive, retired] = [`crashed-${tag}`, `alive-${tag}`, `retired-${tag}`]
-      for (const instance of [crashed, alive, retired]) await engine.presence.heartbeatInstance(instance, 1)
+      const self = `self-${tag}`
+      for (const instance of [crashed, alive, retired, self]) t.equal(await engine.presence.heartbeatInstance(instance, 1), true, 'a first heartbeat: unknown before')
+      t.equal(await engine.presence.heartbeatInstance(alive, 1), false, 'then known')
       const held = { ...connection(crashed), connectionId: `held-${tag}` }
       const closed = connection(crashed)
       await peer.presence.registerUserConnection('gina', held, 10, 1)
@@ -166,11 +168,12 @@ export async function presenceContract (t: Test, name: string, makeEngine: () =>
       await sleep(600)
       await engine.presence.heartbeatInstance(alive, 1)
       await sleep(600)
-      const claims = await Promise.all([engine.presence.claimLostInstances(), peer.presence.claimLostInstances()])
+      const claims = await Promise.all([engine.presence.claimLostInstances(self), peer.presence.claimLostInstances(self)])
       t.strictSame(claims.flat(), [{ userId: 'gina', connectionId: held.connectionId, sessionId: held.sessionId, instanceId: crashed }],
         'the crashed instance\'s open connection, to one claimer only; not the closed one, not the live or retired instances\'')
-      t.strictSame(await engine.presence.claimLostInstances(), [], 'claimed once')
-      await engine.presence.retireInstance(alive)
+      t.strictSame(await engine.presence.claimLostInstances(self), [], 'claimed once; the caller\'s own lapsed heartbeat is never claimed by itself')
+      t.equal(await engine.presence.heartbeatInstance(crashed, 1), true, 'a claimed instance that beats again learns it was taken for lost')
+      for (const instance of [alive, crashed, self]) await engine.presence.retireInstance(instance)
     })
 
     await t.test('readPresence lists at most `limit` users; the totals stay exact', async (t) => {
