@@ -15,6 +15,7 @@ import { eventually, requestTicket, startGateway, statusOf, type Gateway } from 
 import { TestClient } from '../helpers/ws-client.js'
 import { TEST_SECRET } from '../helpers/tokens.js'
 import { serviceToken } from '../helpers/relay.js'
+import { Redis } from 'ioredis'
 import { sleep } from '../helpers/async.js'
 import { mintDevToken } from '../../src/server/dev/dev-token.js'
 
@@ -116,4 +117,21 @@ await t.test('a clean stop retires the instance: no INSTANCE_LOST disconnect aft
   t.equal(disconnects.length, 1, 'only the one its own instance wrote on close')
   t.match(disconnects[0], { userId: 'carol', instanceId: leaving.app.lifecycle.instanceId })
   t.equal(disconnects[0]?.reason === 'INSTANCE_LOST', false)
+})
+
+await t.test('an instance taken for lost while alive registers its connections again at its next heartbeat', async (t) => {
+  const gateway = await startGateway(t, { ...env, REDIS_KEY_PREFIX: 'reclaimed:', PRESENCE_TTL_SECONDS: '1' })
+  const dave = await session(gateway, 'dave')
+  const connectionId = dave.frames[0]?.connectionId
+  const admin = new Redis(redis.url)
+  t.teardown(() => { admin.disconnect() })
+  const instanceId = gateway.app.lifecycle.instanceId
+  const held = `reclaimed:instance:{${instanceId}}:conns`
+  t.strictSame(Object.keys(await admin.hgetall(held)), [connectionId], 'the connection is kept with its instance')
+  // What a claim by another instance does (instance-claim.lua, instance-take.lua).
+  await admin.zrem('reclaimed:instances', instanceId)
+  await admin.del(held)
+  await eventually(async () => (await admin.hlen(held)) === 1, 5000)
+  t.strictSame(Object.keys(await admin.hgetall(held)), [connectionId], 'registered again after the next heartbeat')
+  t.not(await admin.zscore('reclaimed:instances', instanceId), null, 'and heartbeating')
 })
