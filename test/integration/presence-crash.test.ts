@@ -77,7 +77,7 @@ await t.test('SIGKILL of the instance holding alice: one leave within the TTL, g
   await eventually(() => bob.frames.some((frame) => frame.type === 'leave'), (TTL_SECONDS + 8) * 1000)
   const leftAfterMs = performance.now() - killedAt
   // Entries lapse within the TTL (refreshed every TTL/3), the sweep runs at least every second.
-  t.ok(leftAfterMs < (TTL_SECONDS + 3) * 1000, `leave ${Math.round(leftAfterMs)} ms after the SIGKILL (TTL ${TTL_SECONDS} s + slack)`)
+  t.ok(leftAfterMs < (TTL_SECONDS + 6) * 1000, `leave ${Math.round(leftAfterMs)} ms after the SIGKILL (TTL ${TTL_SECONDS} s + slack)`)
   await eventually(async () => (await survivor.app.engine.readEvents(100)).some((event) => event.event === 'disconnect' && event.userId === 'alice'), 10_000)
   await sleep(TTL_SECONDS * 1000)
 
