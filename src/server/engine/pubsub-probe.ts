@@ -182,7 +182,13 @@ export class PubsubProbe {
     this.#options.observer?.missed()
     const channel = [...this.#shards.entries()].find(([, each]) => each === shard)?.[0]
     this.#options.logger.warn({ event: 'engine.pubsub.probe_missed', misses: shard.misses }, 'pub/sub probe did not come back in time')
-    if (shard.misses < MISSES_TO_FAIL || channel === undefined) return
+    if (channel === undefined) return
+    // The next probe goes out now rather than at the next tick (which found this one in
+    // flight): the second miss then lands within 2 × interval + timeout of going deaf.
+    if (shard.misses < MISSES_TO_FAIL) {
+      void this.#probe(channel)
+      return
+    }
     this.#fail(`probe missed ×${shard.misses}`)
     if (shard.misses % MISSES_TO_FAIL === 0) this.#heal(shard, channel)
   }
