@@ -3,8 +3,9 @@
  * on `holder` is subscribed to `channel`, a backend keeps publishing through
  * `publisher`, and the proxy between `holder` and Redis makes only the connections
  * matching `pattern` deaf. Then: /readyz names `pubsub` within 2 × interval + timeout,
- * the instance heals by itself and is ready again, and the client has every message
- * published before, during and after the deaf period exactly once, in order.
+ * the instance heals by itself and is ready again, re-syncing from history what the
+ * deaf period missed, and the client has every message published before, during and
+ * after the deaf period exactly once, in order.
  */
 import type { Test } from 'tap'
 import { mintDevToken } from '../../src/server/dev/dev-token.js'
@@ -42,9 +43,9 @@ async function subscribe (t: Test, gateway: Gateway, channel: string): Promise<T
   return client
 }
 
-/** A backend that publishes 0, 1, 2... every 20 ms until stopped; each number once (a non-200 fails the test). */
-function backend (publisher: Gateway, channel: string): { stop: () => Promise<number> } {
-  let next = 0
+/** A backend that publishes from, from + 1... every 20 ms until stopped; each number once (a non-200 fails the test). */
+function backend (publisher: Gateway, channel: string, from = 0): { stop: () => Promise<number> } {
+  let next = from
   let running = true
   const loop = (async () => {
     while (running) {
@@ -89,13 +90,19 @@ export async function deafSubscriberHeals (t: Test, scenario: DeafScenario): Pro
   // SPEC §14's bound, plus the poll's own granularity (25 ms) and a loaded machine's slack.
   t.ok(detectedMs <= boundMs + 500, `pubsub failed ${detectedMs} ms after the subscriber went deaf (bound ${boundMs} ms)`)
 
+  // Nothing is published from here until healed: what the deaf period missed can only
+  // come from the heal's re-sync from history, not from a later live message's gap fill.
+  const publishedWhileDeaf = await publishing.stop()
   await eventually(async () => (await readyz(holder.baseUrl)).status === 200, 15_000)
   t.strictSame((await readyz(holder.baseUrl)).body, READY, 'healed by itself')
   t.equal(proxy.deafConnections, 0, 'the deaf connection was given up')
-  const afterHeal = messagesOf(client).length
-  await eventually(() => messagesOf(client).length >= afterHeal + 5, 10_000)
-  const published = await publishing.stop()
+  await eventually(() => messagesOf(client).length >= publishedWhileDeaf, 10_000)
+  t.strictSame(messagesOf(client), Array.from({ length: publishedWhileDeaf }, (_, index) => index),
+    `the heal re-synced from history: all ${publishedWhileDeaf} messages up to the heal, once each, in order`)
 
+  const publishingAgain = backend(scenario.publisher, channel, publishedWhileDeaf)
+  await eventually(() => messagesOf(client).length >= publishedWhileDeaf + 5, 10_000)
+  const published = await publishingAgain.stop()
   await eventually(() => messagesOf(client).length >= published, 10_000)
   // Room for a late duplicate to show up.
   await new Promise((resolve) => setTimeout(resolve, 3 * intervalMs))
