@@ -19,12 +19,21 @@ import { TestClient } from './ws-client.js'
 export interface DeafScenario {
   readonly publisher: Gateway
   readonly holder: Gateway
-  readonly proxy: TcpProxy
-  /** Picks the holder's subscriber connection by what it sent (TcpProxy.deafen). */
-  readonly pattern: RegExp
+  /** Makes the holder's subscriber connection deaf (e.g. deafOnProxy) while the client is subscribed. */
+  readonly makeDeaf: (t: Test) => Promise<void>
+  /** Deaf connections still open (the heal must have given them up). */
+  readonly deafLeft: () => Promise<number> | number
   readonly channel: string
   readonly intervalMs: number
   readonly timeoutMs: number
+}
+
+/** Deafens, on `proxy`, exactly the connection whose client bytes match `pattern`. */
+export function deafOnProxy (proxy: TcpProxy, pattern: RegExp): Pick<DeafScenario, 'makeDeaf' | 'deafLeft'> {
+  return {
+    makeDeaf: async (t) => { t.equal(proxy.deafen(pattern), 1, 'exactly the subscriber connection is made deaf') },
+    deafLeft: () => proxy.deafConnections
+  }
 }
 
 export const PROBE_ENV = (intervalMs: number, timeoutMs: number): Record<string, string> => ({
@@ -68,7 +77,7 @@ async function metricValue (gateway: Gateway, name: string): Promise<number> {
 }
 
 export async function deafSubscriberHeals (t: Test, scenario: DeafScenario): Promise<void> {
-  const { holder, proxy, channel, intervalMs, timeoutMs } = scenario
+  const { holder, channel, intervalMs, timeoutMs } = scenario
   const boundMs = 2 * intervalMs + timeoutMs
   const client = await subscribe(t, holder, channel)
   t.strictSame(await readyz(holder.baseUrl), { status: 200, body: READY })
@@ -76,7 +85,7 @@ export async function deafSubscriberHeals (t: Test, scenario: DeafScenario): Pro
   const publishing = backend(scenario.publisher, channel)
   await eventually(() => messagesOf(client).length >= 5)
 
-  t.equal(proxy.deafen(scenario.pattern), 1, 'exactly the subscriber connection is made deaf')
+  await scenario.makeDeaf(t)
   const deafAt = Date.now()
   let failed: Awaited<ReturnType<typeof readyz>> | undefined
   await eventually(async () => {
@@ -95,7 +104,7 @@ export async function deafSubscriberHeals (t: Test, scenario: DeafScenario): Pro
   const publishedWhileDeaf = await publishing.stop()
   await eventually(async () => (await readyz(holder.baseUrl)).status === 200, 15_000)
   t.strictSame((await readyz(holder.baseUrl)).body, READY, 'healed by itself')
-  t.equal(proxy.deafConnections, 0, 'the deaf connection was given up')
+  t.equal(await scenario.deafLeft(), 0, 'the deaf connection was given up')
   await eventually(() => messagesOf(client).length >= publishedWhileDeaf, 10_000)
   t.strictSame(messagesOf(client), Array.from({ length: publishedWhileDeaf }, (_, index) => index),
     `the heal re-synced from history: all ${publishedWhileDeaf} messages up to the heal, once each, in order`)

@@ -72,6 +72,24 @@ export class TcpProxy {
     return count
   }
 
+  /** Open connections whose client bytes so far match `pattern`. */
+  matching (pattern: RegExp): number {
+    return [...this.#pairs].filter(([client]) => pattern.test(this.#sent.get(client) ?? '')).length
+  }
+
+  /** Cuts (no close handshake) the open connections whose client bytes so far match `pattern`; how many. */
+  drop (pattern: RegExp): number {
+    let count = 0
+    for (const pair of [...this.#pairs]) {
+      if (!pattern.test(this.#sent.get(pair[0]) ?? '')) continue
+      pair[0].resetAndDestroy()
+      pair[1].destroy()
+      this.#pairs.delete(pair)
+      count += 1
+    }
+    return count
+  }
+
   /** Open connections deafened and not closed yet. */
   get deafConnections (): number {
     return [...this.#pairs].filter(([client]) => this.#deaf.has(client)).length

@@ -2,7 +2,7 @@ import t from 'tap'
 import { RedisServer } from '../helpers/redis-server.js'
 import { startGateway } from '../helpers/gateway.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-import { PROBE_ENV, deafSubscriberHeals } from '../helpers/deaf-subscriber.js'
+import { PROBE_ENV, deafOnProxy, deafSubscriberHeals } from '../helpers/deaf-subscriber.js'
 
 /**
  * SPEC §14 on a standalone Redis: the holder's subscriber connection goes through a TCP
@@ -20,9 +20,9 @@ const publisher = await startGateway(t, { REDIS_URL: redis.url, ...PROBE_ENV(INT
 const holder = await startGateway(t, { REDIS_URL: `redis://127.0.0.1:${proxy.port}`, ...PROBE_ENV(INTERVAL_MS, TIMEOUT_MS) })
 
 await t.test('a deaf subscriber fails readiness naming pubsub, heals by itself, and nothing is lost or doubled', async (t) => {
-  await deafSubscriberHeals(t, { publisher, holder, proxy, pattern: /SUBSCRIBE/i, channel: 'feed:live', intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS })
+  await deafSubscriberHeals(t, { publisher, holder, ...deafOnProxy(proxy, /SUBSCRIBE/i), channel: 'feed:live', intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS })
 })
 
 await t.test('twice in a row: every deaf period is found and healed', async (t) => {
-  await deafSubscriberHeals(t, { publisher, holder, proxy, pattern: /SUBSCRIBE/i, channel: 'feed:again', intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS })
+  await deafSubscriberHeals(t, { publisher, holder, ...deafOnProxy(proxy, /SUBSCRIBE/i), channel: 'feed:again', intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS })
 })

@@ -9,7 +9,7 @@ import t from 'tap'
 import { eventually, startGateway } from '../helpers/gateway.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-import { PROBE_ENV, deafSubscriberHeals } from '../helpers/deaf-subscriber.js'
+import { PROBE_ENV, deafOnProxy, deafSubscriberHeals } from '../helpers/deaf-subscriber.js'
 
 const INTERVAL_MS = 300
 const TIMEOUT_MS = 200
@@ -37,6 +37,6 @@ await t.test('one master\'s deaf sharded subscriber fails readiness naming pubsu
   // Only a sharded subscriber SSUBSCRIBEs a client channel: the holder's to this master (the
   // publisher has no client; every instance's probe channels have no `{ch:`).
   await deafSubscriberHeals(t, {
-    publisher, holder, proxy, pattern: /ssubscribe\r\n\$\d+\r\nrtgw:\{ch:feed:/i, channel: CHANNEL, intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS
+    publisher, holder, ...deafOnProxy(proxy, /ssubscribe\r\n\$\d+\r\nrtgw:\{ch:feed:/i), channel: CHANNEL, intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS
   })
 })
