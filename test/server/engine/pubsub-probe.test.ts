@@ -77,7 +77,7 @@ async function harness (t: Test): Promise<Harness> {
   return Object.assign(state, { probe }) as Harness
 }
 
-t.test('a delivering subscriber: probes come back, the check stays ok', async (t) => {
+void t.test('a delivering subscriber: probes come back, the check stays ok', async (t) => {
   const h = await harness(t)
   await eventually(() => h.counts.roundTrips >= 5, 5000)
   t.equal(h.counts.misses, 0)
@@ -85,7 +85,7 @@ t.test('a delivering subscriber: probes come back, the check stays ok', async (t
   t.equal(h.probe.check().reason, undefined)
 })
 
-t.test('two misses in a row fail the check and heal once; the next probe back passes it', async (t) => {
+void t.test('two misses in a row fail the check and heal once; the next probe back passes it', async (t) => {
   const h = await harness(t)
   await eventually(() => h.counts.roundTrips >= 2, 5000)
   const okSince = h.probe.check().since
@@ -102,14 +102,14 @@ t.test('two misses in a row fail the check and heal once; the next probe back pa
   t.equal(h.counts.heals, 1)
 })
 
-t.test('still deaf after a heal: failing goes on, and every two more misses heal again', async (t) => {
+void t.test('still deaf after a heal: failing goes on, and every two more misses heal again', async (t) => {
   const h = await harness(t)
   h.deaf = true
   await eventually(() => h.heals.length >= 2, 5000)
   t.match(h.probe.check(), { ok: false, reason: /^probe missed ×(4|5)$/ })
 })
 
-t.test('a stall longer than the timeout, with the probe already back in the socket, is no miss', async (t) => {
+void t.test('a stall longer than the timeout, with the probe already back in the socket, is no miss', async (t) => {
   const h = await harness(t)
   await eventually(() => h.counts.roundTrips >= 2, 5000)
   // Blocks the loop just after the publish: the echo arrives meanwhile but can only be read after the stall.
@@ -125,7 +125,7 @@ t.test('a stall longer than the timeout, with the probe already back in the sock
   t.ok(h.probe.check().ok)
 })
 
-t.test('while Redis is not connected nothing is sent or counted', async (t) => {
+void t.test('while Redis is not connected nothing is sent or counted', async (t) => {
   const h = await harness(t)
   h.connected = false
   h.deaf = true
@@ -135,7 +135,7 @@ t.test('while Redis is not connected nothing is sent or counted', async (t) => {
   t.ok(h.probe.check().ok)
 })
 
-t.test('a message on another channel is not the probe\'s', async (t) => {
+void t.test('a message on another channel is not the probe\'s', async (t) => {
   const h = await harness(t)
   await eventually(() => h.counts.roundTrips >= 1, 5000)
   t.equal(h.probe.received('rtgw:{ch:feed}:live', '1'), false)
