@@ -3,6 +3,7 @@ import { RedisServer } from '../helpers/redis-server.js'
 import { startGateway } from '../helpers/gateway.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { PROBE_ENV, deafOnProxy, deafSubscriberHeals } from '../helpers/deaf-subscriber.js'
+import { readyz } from '../helpers/readyz.js'
 
 /**
  * SPEC §14 on a standalone Redis: the holder's subscriber connection goes through a TCP
@@ -25,4 +26,9 @@ await t.test('a deaf subscriber fails readiness naming pubsub, heals by itself, 
 
 await t.test('twice in a row: every deaf period is found and healed', async (t) => {
   await deafSubscriberHeals(t, { publisher, holder, ...deafOnProxy(proxy, /SUBSCRIBE/i), channel: 'feed:again', intervalMs: INTERVAL_MS, timeoutMs: TIMEOUT_MS })
+})
+
+await t.test('the embedded engine has no pub/sub to probe: /readyz names `engine`', async (t) => {
+  const embedded = await startGateway(t, {})
+  t.strictSame(await readyz(embedded.baseUrl), { status: 200, body: { status: 'ready', checks: { engine: 'ok', draining: 'ok' } } })
 })
