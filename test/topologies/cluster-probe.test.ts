@@ -22,8 +22,14 @@ const seed = cluster.ports.find((port) => port !== master)!
 const proxy = await TcpProxy.start(master)
 t.teardown(async () => { await proxy.close() })
 await cluster.onNode(master, 'config', 'set', 'cluster-announce-port', String(proxy.port))
-// Gossip carries the new port to the seed the gateways ask.
-await eventually(async () => (await cluster.onNode(seed, 'cluster', 'slots')).includes(String(proxy.port)), 20_000)
+// Gossip carries the new port to every node: the gateways refresh the slot map from any of
+// them, and one still naming the old port would move the subscriber off the proxy.
+for (const port of cluster.ports) {
+  await eventually(async () => {
+    const slots = await cluster.onNode(port, 'cluster', 'slots')
+    return slots.includes(String(proxy.port)) && !slots.includes(String(master))
+  }, 20_000)
+}
 
 const env = { REDIS_CLUSTER_NODES: `127.0.0.1:${seed}`, ...PROBE_ENV(INTERVAL_MS, TIMEOUT_MS) }
 const publisher = await startGateway(t, env)
