@@ -2,7 +2,8 @@
  * Where the delivery probe (pubsub-probe.ts, SPEC §14) runs on each topology.
  * Standalone and Sentinel: one subscriber connection, one probe channel, PUBLISH.
  * Cluster: one sharded subscriber connection per master, so one probe channel per
- * master, named so that its hash slot is one that master owns, and SPUBLISH. Probe
+ * master, named so that its hash slot is one that master owns, and SPUBLISH; plus the
+ * one plain-SUBSCRIBE connection that carries the control channel, probed with PUBLISH. Probe
  * channels live under `<prefix>probe:` and never share a name with a client channel
  * (those are `<prefix>{ch:...}`).
  */
@@ -24,6 +25,8 @@ export interface ProbeTransportOptions {
   readonly cluster: boolean
   /** `<prefix>probe:<instance>`: this instance's probe channels start with it. */
   readonly channelBase: string
+  /** The control channel: on a Cluster it shares the plain-SUBSCRIBE connection with one probe channel. */
+  readonly controlChannel: string
   /** Every channel of the healed connection is subscribed again: re-sync them all from history. */
   readonly onResubscribed: () => void
 }
@@ -66,6 +69,13 @@ class SingleProbeTransport implements PubsubProbeTransport {
 interface ShardedSubscriberGroup {
   getResponsibleSubscriber (slot: number): { getInstance (): Redis | null } | undefined
 }
+interface ClusterInternals {
+  readonly shardedSubscribers?: ShardedSubscriberGroup
+  /** The plain-SUBSCRIBE connection (the control channel). */
+  readonly subscriber?: { getInstance (): Redis | null }
+}
+
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
 /** Cluster: one sharded subscriber per master; a deaf one is replaced, the others are left alone. */
 class ClusterProbeTransport implements PubsubProbeTransport {
@@ -73,10 +83,13 @@ class ClusterProbeTransport implements PubsubProbeTransport {
   readonly #cluster: Cluster
   /** Master node key → its probe channel. */
   readonly #byMaster = new Map<string, string>()
+  /** Probed with PUBLISH on the connection that carries the control channel. */
+  readonly #controlProbe: string
 
   constructor (options: ProbeTransportOptions) {
     this.#options = options
     this.#cluster = options.client as Cluster
+    this.#controlProbe = `${options.channelBase}:control`
   }
 
   shards (): readonly string[] {
@@ -94,19 +107,25 @@ class ClusterProbeTransport implements PubsubProbeTransport {
       const known = this.#byMaster.get(master)
       if (known === undefined || !owned.has(calculateSlot(known))) this.#byMaster.set(master, this.#channelIn(owned))
     }
-    return [...this.#byMaster.values()]
+    return [...this.#byMaster.values(), this.#controlProbe]
   }
 
   async subscribe (channel: string): Promise<void> {
-    await this.#cluster.ssubscribe(channel)
+    if (channel === this.#controlProbe) await this.#cluster.subscribe(channel)
+    else await this.#cluster.ssubscribe(channel)
   }
 
   async publish (channel: string, payload: string): Promise<void> {
-    await this.#cluster.spublish(channel, payload)
+    if (channel === this.#controlProbe) await this.#cluster.publish(channel, payload)
+    else await this.#cluster.spublish(channel, payload)
   }
 
   async heal (channel: string): Promise<void> {
-    const group = (this.#cluster as unknown as { shardedSubscribers?: ShardedSubscriberGroup }).shardedSubscribers
+    if (channel === this.#controlProbe) {
+      await this.#healControl()
+      return
+    }
+    const group = (this.#cluster as unknown as ClusterInternals).shardedSubscribers
     const slot = calculateSlot(channel)
     const deaf = group?.getResponsibleSubscriber(slot)?.getInstance()
     if (group === undefined || deaf === null || deaf === undefined) throw new Error('no sharded subscriber for the probe channel')
@@ -120,6 +139,25 @@ class ClusterProbeTransport implements PubsubProbeTransport {
     // The SSUBSCRIBEs went out just before on this connection: once a PING behind
     // them answers, every channel of the shard is live again and history can be read.
     await replacement.ping()
+    this.#options.onResubscribed()
+  }
+
+  /**
+   * The plain-SUBSCRIBE connection: its end makes ioredis pick a node and subscribe the
+   * same channels there. Control and probe channel are subscribed again explicitly, and
+   * the answer, behind the resubscription on the new connection, says both are live.
+   * (Control messages missed meanwhile have no history; bans are reloaded on the re-sync.)
+   */
+  async #healControl (): Promise<void> {
+    const holder = (this.#cluster as unknown as ClusterInternals).subscriber
+    const deaf = holder?.getInstance()
+    if (holder === undefined || deaf === null || deaf === undefined) throw new Error('no subscriber for the control channel')
+    deaf.disconnect()
+    for (let waited = 0; holder.getInstance() === deaf || holder.getInstance() === null; waited += 20) {
+      if (waited > RESUBSCRIBE_WAIT_MS) throw new Error('the control subscriber was not replaced')
+      await sleep(20)
+    }
+    await this.#cluster.subscribe(this.#options.controlChannel, this.#controlProbe)
     this.#options.onResubscribed()
   }
 

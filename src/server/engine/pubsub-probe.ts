@@ -140,20 +140,26 @@ export class PubsubProbe {
     // One probe in flight per shard: its deadline decides it.
     if (shard.outstanding !== undefined || shard.healing !== undefined) return
     const { transport, timeoutMs } = this.#options
+    const id = ++this.#nextId
+    shard.lastSentId = id
+    const outstanding = { id, sentAt: Date.now() }
+    shard.outstanding = outstanding
+    // Armed before the SUBSCRIBE: a subscriber connection that never answers it is as deaf as one that never delivers.
+    this.#arm(shard, outstanding, timeoutMs)
     try {
       if (!shard.subscribed) {
         await transport.subscribe(channel)
         shard.subscribed = true
       }
-      const id = ++this.#nextId
-      shard.lastSentId = id
-      const outstanding = { id, sentAt: Date.now() }
-      shard.outstanding = outstanding
-      await transport.publish(channel, String(id))
-      this.#arm(shard, outstanding, timeoutMs)
     } catch {
-      // A command that failed (Redis down, a timeout) is the `redis` check's business, not a deaf subscriber.
-      shard.outstanding = undefined
+      // Refused: the deadline counts it, as for a probe that never comes back.
+      return
+    }
+    try {
+      await transport.publish(channel, String(id))
+    } catch {
+      // A publish that failed (Redis down, a timeout) is the `redis` check's business, not a deaf subscriber.
+      if (shard.outstanding === outstanding) shard.outstanding = undefined
     }
   }
 

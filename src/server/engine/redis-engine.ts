@@ -121,7 +121,7 @@ export class RedisEngine implements Engine {
       ...(options.unreachableLogIntervalMs === undefined ? {} : { unreachableLogIntervalMs: options.unreachableLogIntervalMs })
     })
     this.#probeBase = this.#keys.probe(newEpoch())
-    const transport = probeTransport({ client, subscriber, cluster, channelBase: this.#probeBase, onResubscribed: () => { this.#readiness.resubscribed() } })
+    const transport = probeTransport({ client, subscriber, cluster, channelBase: this.#probeBase, controlChannel: this.#keys.control, onResubscribed: () => { this.#readiness.resubscribed() } })
     this.#probe = new PubsubProbe({ ...PROBE_DEFAULTS, ...options.pubsubProbe, logger: options.logger, isConnected: () => this.#readiness.ready, transport })
     this.#probe.start()
   }
