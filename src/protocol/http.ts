@@ -60,9 +60,20 @@ export const TicketResponse = Type.Object({
 })
 export type TicketResponse = Static<typeof TicketResponse>
 
+export const ReadinessCheck = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('fail')]),
+  reason: Type.Optional(Type.String({ description: 'Why it fails, short: `ECONNREFUSED`, `probe missed ×2`, `SIGTERM`' })),
+  since: Type.String({ format: 'date-time', description: 'When the check entered its current state' })
+})
+
+export type ReadinessCheck = Static<typeof ReadinessCheck>
+
+/** SPEC §3: `redis`, `pubsub`, `draining` on the Redis engine; `engine`, `draining` on the embedded one. */
 export const ReadinessChecks = Type.Object({
-  engine: Type.Union([Type.Literal('ok'), Type.Literal('fail')]),
-  draining: Type.Union([Type.Literal('ok'), Type.Literal('fail')])
+  redis: Type.Optional(ReadinessCheck),
+  pubsub: Type.Optional(ReadinessCheck),
+  engine: Type.Optional(ReadinessCheck),
+  draining: ReadinessCheck
 })
 
 export const ReadinessResponse = Type.Object({

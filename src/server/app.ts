@@ -23,6 +23,7 @@ import websocketPlugin from './plugins/websocket.js'
 import errorHandlerPlugin, { frameworkErrorHandler } from './plugins/error-handler.js'
 import jsonBodyPlugin from './plugins/json-body.js'
 import healthRoutes from './routes/health.js'
+import { DrainingCheck, type ReadinessInputs } from './probes/readiness.js'
 import metricsPlugin from './plugins/metrics.js'
 import openapiPlugin from './plugins/openapi.js'
 import admissionPlugin from './plugins/admission.js'
@@ -103,6 +104,7 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   const engine = options.engine({
     logger: app.log.child({ component: 'engine' }),
     onCommand: metrics.observeRedisCommand,
+    pubsubProbe: metrics.pubsubProbe,
     // Read when a command times out, after admission control is registered below.
     isOverloaded: () => app.isUnderPressure()
   })
@@ -178,12 +180,11 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   // Before the routes: its response hook times every one of them. /metrics goes on
   // METRICS_PORT instead of the main port when that is set.
   await app.register(metricsPlugin, { metrics, port: config.metricsPort, host: config.host })
-  await app.register(healthRoutes)
-  await app.register(probePortPlugin, {
-    port: config.probePort,
-    host: config.host,
-    inputs: () => ({ engineReady: engine.isReady(), draining: hub.draining })
-  })
+  // SPEC §3: what /readyz names, on the main port and the probe thread alike.
+  const drainingCheck = new DrainingCheck(() => hub.draining)
+  const readiness = (): ReadinessInputs => ({ checks: [...engine.checks(), drainingCheck.read()] })
+  await app.register(healthRoutes, { readiness })
+  await app.register(probePortPlugin, { port: config.probePort, host: config.host, inputs: readiness })
   await app.register(ticketLimitsPlugin, { ...config.ticketRateLimit, engine })
   await app.register(ticketRoute)
   await app.register(v1Routes)

@@ -1,4 +1,6 @@
-/** Values of the environment that need more than the schema (config.ts): origin lists, TRUST_PROXY. */
+/** Values of the environment that need more than the schema (config.ts): origin lists, TRUST_PROXY, the delivery probe. */
+import { Type } from 'typebox'
+
 /** A configuration error: its message is the one line printed at boot. */
 export class ConfigError extends Error {
   override name = 'ConfigError'
@@ -41,3 +43,25 @@ export function trustProxyOf (value: string | undefined): boolean | number | rea
   return Object.freeze(entries)
 }
 
+
+/** SPEC §2, §14: the delivery probe's variables, spread into config.ts's schema. */
+export const PubsubProbeEnv = {
+  PUBSUB_PROBE_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 600000, default: 5000 }),
+  PUBSUB_PROBE_TIMEOUT_MS: Type.Integer({ minimum: 10, maximum: 600000, default: 2000 })
+}
+
+export interface PubsubProbeConfig {
+  readonly intervalMs: number
+  readonly timeoutMs: number
+}
+
+/**
+ * A probe must be judged before the next one is due: a timeout above the interval would
+ * keep one probe per shard in flight forever and stretch detection past 2 × interval + timeout.
+ */
+export function pubsubProbeOf (parsed: { PUBSUB_PROBE_INTERVAL_MS: number, PUBSUB_PROBE_TIMEOUT_MS: number }): PubsubProbeConfig {
+  if (parsed.PUBSUB_PROBE_TIMEOUT_MS > parsed.PUBSUB_PROBE_INTERVAL_MS) {
+    throw new ConfigError('Invalid configuration: PUBSUB_PROBE_TIMEOUT_MS must not exceed PUBSUB_PROBE_INTERVAL_MS')
+  }
+  return Object.freeze({ intervalMs: parsed.PUBSUB_PROBE_INTERVAL_MS, timeoutMs: parsed.PUBSUB_PROBE_TIMEOUT_MS })
+}

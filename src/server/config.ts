@@ -6,7 +6,7 @@ import { envSchema } from 'env-schema'
 import { Type, type Static } from 'typebox'
 import { RedisTopologyError, topologyFromEnv, type RedisTopology } from './engine/redis-topology.js'
 import { lifecycleEventsOf, type LifecycleEventName } from './events/lifecycle-events.js'
-import { ConfigError, originsOf, trustProxyOf } from './config-values.js'
+import { ConfigError, PubsubProbeEnv, originsOf, pubsubProbeOf, trustProxyOf, type PubsubProbeConfig } from './config-values.js'
 import { PresenceEnv, presenceConfigOf, type PresenceConfig } from './presence-config.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -35,6 +35,7 @@ const EnvSchema = Type.Object({
   // No braces: the gateway places the hash tags that keep each script in one Cluster slot.
   REDIS_KEY_PREFIX: Type.String({ default: 'rtgw:', maxLength: 64, pattern: '^[^{}]*$' }),
   REDIS_COMMAND_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 1000 }),
+  ...PubsubProbeEnv,
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   JWT_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
@@ -113,6 +114,8 @@ export interface Config {
   readonly redis?: RedisTopology
   readonly redisKeyPrefix: string
   readonly redisCommandTimeoutMs: number
+  /** SPEC §14: PUBSUB_PROBE_INTERVAL_MS, PUBSUB_PROBE_TIMEOUT_MS. */
+  readonly pubsubProbe: PubsubProbeConfig
   readonly jwt: JwtConfig
   readonly ticketTtlSeconds: number
   /** Tickets per user, failed authentications per client IP, per window (SPEC §13). */
@@ -219,6 +222,7 @@ export function loadConfig (env: NodeJS.ProcessEnv, resolveDevSecret?: () => str
     redis: redis === undefined ? undefined : Object.freeze(redis),
     redisKeyPrefix: parsed.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: parsed.REDIS_COMMAND_TIMEOUT_MS,
+    pubsubProbe: pubsubProbeOf(parsed),
     jwt: Object.freeze({
       secret,
       jwksUrl: parsed.JWT_JWKS_URL,

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, run, waitFor } from './redis-server.js'
+import { TcpProxy } from './tcp-proxy.js'
 
 export { waitFor }
 
@@ -14,6 +15,12 @@ export interface RedisSentinelOptions {
   readonly password?: string
   /** `requirepass` on the Sentinels themselves. */
   readonly sentinelPassword?: string
+  /**
+   * Every data node behind a TcpProxy of its own, and announced as the proxy's port
+   * (`replica-announce-port`, the Sentinels' monitor address), so everyone reaches the
+   * nodes through the proxies and a test can retarget or deafen one (SPEC §14 tests).
+   */
+  readonly proxied?: boolean
 }
 
 
@@ -29,6 +36,8 @@ export class RedisSentinel {
   /** Data nodes by port; the first one starts as the master. */
   readonly dataPorts: readonly number[]
   readonly sentinelPorts: readonly number[]
+  /** Data node port → its proxy (only with `proxied`). */
+  readonly proxies = new Map<number, TcpProxy>()
   readonly #dir: string
   readonly #processes = new Map<number, ChildProcess>()
 
@@ -47,14 +56,15 @@ export class RedisSentinel {
     const [master, replica, ...sentinels] = [...ports] as [number, number, ...number[]]
     const setup = new RedisSentinel(options, [master, replica], sentinels)
     try {
+      if (options.proxied === true) for (const port of [master, replica]) setup.proxies.set(port, await TcpProxy.start(port))
       await setup.#startData(master)
       await setup.#startData(replica, master)
       await waitFor(async () => (await setup.#data(replica, 'info', 'replication')).includes('master_link_status:up'), 'replica in sync')
-      for (const port of sentinels) await setup.#startSentinel(port, master)
+      for (const port of sentinels) await setup.#startSentinel(port, setup.announced(master))
       // Each Sentinel must know the replica and the other two before a failover can be voted.
       for (const port of sentinels) {
         await waitFor(async () => (await setup.#sentinel(port, 'sentinel', 'ckquorum', setup.name)).startsWith('OK 3 usable'), `sentinel ${port} quorum`)
-        await waitFor(async () => (await setup.#sentinel(port, 'sentinel', 'replicas', setup.name)).includes(String(replica)), `sentinel ${port} sees the replica`)
+        await waitFor(async () => (await setup.#sentinel(port, 'sentinel', 'replicas', setup.name)).includes(String(setup.announced(replica))), `sentinel ${port} sees the replica`)
       }
     } catch (err) {
       await setup.stop()
@@ -68,11 +78,21 @@ export class RedisSentinel {
     return this.sentinelPorts.map((port) => `127.0.0.1:${port}`).join(',')
   }
 
+  /** The port a data node is known by: its proxy's with `proxied`, else its own. */
+  announced (port: number): number {
+    return this.proxies.get(port)?.port ?? port
+  }
+
+  /** The data node an announced port (masterPort()) stands for. */
+  dataPortOf (announced: number): number {
+    return [...this.proxies].find(([, proxy]) => proxy.port === announced)?.[0] ?? announced
+  }
+
   pidOf (port: number): number | undefined {
     return this.#processes.get(port)?.pid
   }
 
-  /** The master's port as the first Sentinel reports it. */
+  /** The master's port as the first Sentinel reports it (with `proxied`, its proxy's: see dataPortOf). */
   async masterPort (): Promise<number> {
     const reply = (await this.#sentinel(this.sentinelPorts[0]!, 'sentinel', 'get-master-addr-by-name', this.name)).trim().split('\n')
     return Number(reply[1])
@@ -99,6 +119,7 @@ export class RedisSentinel {
 
   async stop (): Promise<void> {
     for (const port of [...this.#processes.keys()]) await this.kill(port)
+    for (const proxy of this.proxies.values()) await proxy.close()
     rmSync(this.#dir, { recursive: true, force: true })
   }
 
@@ -106,7 +127,8 @@ export class RedisSentinel {
     const auth = this.password === undefined ? [] : ['--requirepass', this.password, '--masterauth', this.password]
     const child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', this.#dir, '--save', '', '--appendonly', 'no', '--loglevel', 'warning',
-      ...auth, ...(masterPort === undefined ? [] : ['--replicaof', '127.0.0.1', String(masterPort)])
+      ...auth, ...(masterPort === undefined ? [] : ['--replicaof', '127.0.0.1', String(this.announced(masterPort))]),
+      ...(this.proxies.has(port) ? ['--replica-announce-ip', '127.0.0.1', '--replica-announce-port', String(this.announced(port))] : [])
     ], { stdio: 'ignore' })
     this.#processes.set(port, child)
     await waitFor(async () => (await this.#data(port, 'ping')).trim() === 'PONG', `redis-server ${port}`)

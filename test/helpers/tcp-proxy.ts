@@ -6,11 +6,17 @@ import { once } from 'node:events'
  * tests: `target` picks the instance new connections go to (like an endpoint list
  * that drops a draining pod), `dropAll()` cuts every connection without a close
  * handshake, and `freeze()` silently swallows traffic (a dead peer that never says so).
+ * `deafen(pattern)` makes only the connections whose client bytes so far match the
+ * pattern deaf: open, requests still forwarded, nothing forwarded back (a "deaf"
+ * Redis subscriber, SPEC §14: e.g. /SUBSCRIBE/i picks the pub/sub connection).
  */
 export class TcpProxy {
   target: number
   readonly #server: Server
   readonly #pairs = new Set<[Socket, Socket]>()
+  /** What each client sent so far (its first 64 KiB), for deafen(). */
+  readonly #sent = new Map<Socket, string>()
+  readonly #deaf = new Set<Socket>()
   #frozen: 'none' | 'both' | 'downstream' = 'none'
 
   private constructor (server: Server, target: number) {
@@ -55,6 +61,40 @@ export class TcpProxy {
     this.#frozen = direction
   }
 
+  /** Deafens every open connection whose client bytes so far match `pattern`; how many. */
+  deafen (pattern: RegExp): number {
+    let count = 0
+    for (const [client] of this.#pairs) {
+      if (!pattern.test(this.#sent.get(client) ?? '')) continue
+      this.#deaf.add(client)
+      count += 1
+    }
+    return count
+  }
+
+  /** Open connections whose client bytes so far match `pattern`. */
+  matching (pattern: RegExp): number {
+    return [...this.#pairs].filter(([client]) => pattern.test(this.#sent.get(client) ?? '')).length
+  }
+
+  /** Cuts (no close handshake) the open connections whose client bytes so far match `pattern`; how many. */
+  drop (pattern: RegExp): number {
+    let count = 0
+    for (const pair of [...this.#pairs]) {
+      if (!pattern.test(this.#sent.get(pair[0]) ?? '')) continue
+      pair[0].resetAndDestroy()
+      pair[1].destroy()
+      this.#pairs.delete(pair)
+      count += 1
+    }
+    return count
+  }
+
+  /** Open connections deafened and not closed yet. */
+  get deafConnections (): number {
+    return [...this.#pairs].filter(([client]) => this.#deaf.has(client)).length
+  }
+
   thaw (): void {
     this.#frozen = 'none'
   }
@@ -69,12 +109,18 @@ export class TcpProxy {
     const pair: [Socket, Socket] = [client, upstream]
     this.#pairs.add(pair)
     const relay = (from: Socket, to: Socket, direction: 'upstream' | 'downstream'): void => {
-      from.on('data', (chunk) => {
-        const swallowed = this.#frozen === 'both' || this.#frozen === direction
+      from.on('data', (chunk: Buffer) => {
+        if (direction === 'upstream') {
+          const sent = this.#sent.get(client) ?? ''
+          if (sent.length < 65536) this.#sent.set(client, sent + chunk.toString('latin1'))
+        }
+        const swallowed = this.#frozen === 'both' || this.#frozen === direction || (direction === 'downstream' && this.#deaf.has(client))
         if (!swallowed && !to.destroyed) to.write(chunk)
       })
       from.on('close', () => {
         this.#pairs.delete(pair)
+        this.#sent.delete(client)
+        this.#deaf.delete(client)
         to.destroy()
       })
       from.on('error', () => { to.destroy() })

@@ -158,7 +158,7 @@ void t.test('SIGTERM to npm start: readiness 503, 1012 spread over time, exit 0'
   await Promise.race(sessions.map(async (session) => await session.closedAt))
   const response = await fetch(`${gateway.baseUrl}/readyz`)
   t.equal(response.status, 503)
-  t.match(await response.json(), { status: 'not_ready', checks: { draining: 'fail' }, failing: ['draining'] })
+  t.match(await response.json(), { status: 'not_ready', checks: { draining: { status: 'fail', reason: 'SIGTERM' } }, failing: ['draining'] })
 
   const budget = GRACE_MS + 3000
   const closes = await Promise.race([
@@ -206,7 +206,7 @@ void t.test('while draining: readiness 503, new upgrades get 1012 and keep their
   const readiness = await fetch(`${draining.baseUrl}/readyz`)
   t.equal(readiness.status, 503)
   t.match(readiness.headers.get('retry-after'), /^[1-3]$/, 'Retry-After 1 s plus jitter')
-  t.match(await readiness.json(), { status: 'not_ready', checks: { engine: 'ok', draining: 'fail' }, failing: ['draining'] })
+  t.match(await readiness.json(), { status: 'not_ready', checks: { redis: { status: 'ok' }, pubsub: { status: 'ok' }, draining: { status: 'fail' } }, failing: ['draining'] })
 
   const refused = new TestClient(`${draining.wsUrl}?ticket=${ticket}`)
   t.same(await refused.closed, { code: 1012, reason: 'SERVER_RESTART' })

@@ -44,7 +44,7 @@ await t.test('both instances run the Redis engine on the cluster and are ready',
     t.equal((gateway.app.engine as { topology?: string }).topology, 'cluster')
     const response = await fetch(`${gateway.baseUrl}/readyz`)
     t.equal(response.status, 200)
-    t.match(await response.json(), { status: 'ready', checks: { engine: 'ok' } })
+    t.match(await response.json(), { status: 'ready', checks: { redis: { status: 'ok' }, pubsub: { status: 'ok' } } })
   }
 })
 

@@ -82,7 +82,7 @@ async function startGatewayProcess (t: Test, env: Record<string, string>): Promi
 async function flowsOverTls (t: Test, gateway: GatewayProcess): Promise<void> {
   const ready = await fetch(`${gateway.baseUrl}/readyz`)
   t.equal(ready.status, 200)
-  t.match(await ready.json(), { status: 'ready', checks: { engine: 'ok' } })
+  t.match(await ready.json(), { status: 'ready', checks: { redis: { status: 'ok' }, pubsub: { status: 'ok' } } })
 
   const ticketResponse = await fetch(`${gateway.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${await tokenFor('alice', 'tls')}` } })
   t.equal(ticketResponse.status, 200)

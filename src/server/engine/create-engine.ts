@@ -1,6 +1,7 @@
 import type { Config } from '../config.js'
 import type { Engine, EngineLogger } from './engine.js'
 import { MemoryEngine } from './memory-engine.js'
+import type { PubsubProbeObserver } from './pubsub-probe.js'
 import type { RedisCommandObserver } from './redis-command-runner.js'
 import { RedisEngine } from './redis-engine.js'
 
@@ -14,6 +15,8 @@ export interface EngineServices {
   readonly logger: EngineLogger
   readonly onCommand: RedisCommandObserver
   readonly isOverloaded: () => boolean
+  /** Delivery probe round trips, misses and heals (SPEC §14). */
+  readonly pubsubProbe?: PubsubProbeObserver
 }
 
 export type EngineFactory = (services: EngineServices) => Engine
@@ -21,7 +24,7 @@ export type EngineFactory = (services: EngineServices) => Engine
 /** SPEC §3: the same idempotencyKey within 5 minutes gets the same offset back. */
 const IDEMPOTENCY_TTL_SECONDS = 300
 
-export type EngineConfig = Pick<Config, 'redis' | 'redisKeyPrefix' | 'redisCommandTimeoutMs' | 'historySize' | 'historyTtlSeconds' | 'inboundMaxLength' | 'eventsMaxLength'>
+export type EngineConfig = Pick<Config, 'redis' | 'redisKeyPrefix' | 'redisCommandTimeoutMs' | 'historySize' | 'historyTtlSeconds' | 'inboundMaxLength' | 'eventsMaxLength' | 'pubsubProbe'>
 
 /** The engine the configuration names: Redis on its topology (REDIS_URL, Sentinel, Cluster) or the embedded one. */
 export function createEngine (config: EngineConfig, services: EngineServices): Engine {
@@ -40,7 +43,8 @@ export function createEngine (config: EngineConfig, services: EngineServices): E
     logger: services.logger,
     relay,
     onCommand: services.onCommand,
-    isOverloaded: services.isOverloaded
+    isOverloaded: services.isOverloaded,
+    pubsubProbe: { ...config.pubsubProbe, observer: services.pubsubProbe }
   })
 }
 

@@ -113,6 +113,11 @@ export interface Engine {
   isReady(): boolean
   /** Called with the new readiness each time it flips. Returns an unsubscribe function. */
   onReadyChange(listener: (ready: boolean) => void): () => void
+  /**
+   * What `/readyz` names (SPEC §3): `redis` and `pubsub` on the Redis engine, `engine` on
+   * the embedded one, each with why it fails and since when. Never blocks.
+   */
+  checks(): readonly EngineCheck[]
   /** Stores a ticket under its hash, kept for `storageTtlSeconds`. Rejects with EngineUnavailableError when not ready. */
   storeTicket(ticketHash: string, record: TicketRecord, storageTtlSeconds: number): Promise<void>
   /**
@@ -200,19 +205,47 @@ export class EngineOverloadedError extends Error {
   override name = 'EngineOverloadedError'
 }
 
+/** One readiness check as an engine reports it (SPEC §3 `/readyz`). */
+export interface EngineCheck {
+  readonly name: 'redis' | 'pubsub' | 'engine'
+  readonly ok: boolean
+  /** Why it fails, short (`ECONNREFUSED`, `probe missed ×2`); absent while ok. */
+  readonly reason?: string
+  /** When it entered its current state, epoch milliseconds. */
+  readonly since: number
+}
+
 /** Keeps readiness listeners; shared by both engines. */
 export class ReadinessSignal {
   #ready = false
+  #since = Date.now()
   readonly #listeners = new Set<(ready: boolean) => void>()
 
   get ready (): boolean {
     return this.#ready
   }
 
+  /** When readiness last flipped (or the signal was made), epoch milliseconds. */
+  get since (): number {
+    return this.#since
+  }
+
   set (ready: boolean): void {
     if (ready === this.#ready) return
     this.#ready = ready
+    this.#since = Date.now()
     for (const listener of this.#listeners) listener(ready)
+  }
+
+  /**
+   * Tells the listeners readiness was lost and is back, with no moment anyone could see
+   * it lost: a subscriber connection was re-established while commands went on (the
+   * delivery probe's heal, SPEC §14), and whoever re-syncs after a reconnect must now.
+   */
+  pulse (): void {
+    if (!this.#ready) return
+    for (const listener of this.#listeners) listener(false)
+    for (const listener of this.#listeners) listener(true)
   }
 
   subscribe (listener: (ready: boolean) => void): () => void {

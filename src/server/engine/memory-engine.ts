@@ -6,6 +6,7 @@ import {
   type ChannelMessage,
   type CounterHit,
   type Engine,
+  type EngineCheck,
   type EventFields,
   type HistoryPage,
   type HistoryRead,
@@ -76,6 +77,10 @@ export class MemoryEngine implements Engine {
 
   onReadyChange (listener: (ready: boolean) => void): () => void {
     return this.#readiness.subscribe(listener)
+  }
+
+  checks (): readonly EngineCheck[] {
+    return [{ name: 'engine', ok: this.#readiness.ready, since: this.#readiness.since }]
   }
 
   async storeTicket (ticketHash: string, record: TicketRecord, storageTtlSeconds: number): Promise<void> {

@@ -7,6 +7,7 @@ import {
   type ChannelMessage,
   type CounterHit,
   type Engine,
+  type EngineCheck,
   type EngineLogger,
   type EventFields,
   type HistoryPage,
@@ -24,6 +25,8 @@ import { RedisCommandRunner, type RedisCommandObserver } from './redis-command-r
 import { createRedisConnections, type RedisClient } from './redis-connection.js'
 import { RedisKeys } from './redis-keys.js'
 import { eventFieldsOf, liveMessage, revocationsOf, storedMessage } from './redis-messages.js'
+import { PROBE_DEFAULTS, PubsubProbe, type PubsubProbeObserver } from './pubsub-probe.js'
+import { probeTransport } from './pubsub-probe-transport.js'
 import { RedisPresence } from './redis-presence.js'
 import { RedisReadiness } from './redis-readiness.js'
 import { RedisScripts } from './redis-scripts.js'
@@ -43,6 +46,8 @@ interface RedisEngineSettings {
   readonly isOverloaded?: () => boolean
   /** Bound on repeated `engine.redis.unreachable` lines while Redis cannot be reached (default 30 s). */
   readonly unreachableLogIntervalMs?: number
+  /** The delivery probe (SPEC §14; PUBSUB_PROBE_INTERVAL_MS, PUBSUB_PROBE_TIMEOUT_MS; default 5000, 2000). */
+  readonly pubsubProbe?: { readonly intervalMs: number, readonly timeoutMs: number, readonly observer?: PubsubProbeObserver | undefined }
 }
 
 /** Where Redis is: a standalone URL (shorthand), or any topology (docs/redis.md). */
@@ -78,6 +83,10 @@ export class RedisEngine implements Engine {
   readonly #readiness: RedisReadiness
   readonly #relay: RelaySettings
   readonly #liveNames = new Map<string, string>()
+  /** SPEC §14: finds a subscriber that is connected but deaf, and re-establishes it. */
+  readonly #probe: PubsubProbe
+  /** Every probe channel of this instance starts with it. */
+  readonly #probeBase: string
   /** Presence and the per-user registry (SPEC §11). */
   readonly presence: RedisPresence
   #onMessage: ((message: ChannelMessage) => void) | undefined
@@ -111,6 +120,10 @@ export class RedisEngine implements Engine {
       controlChannel: this.#keys.control,
       ...(options.unreachableLogIntervalMs === undefined ? {} : { unreachableLogIntervalMs: options.unreachableLogIntervalMs })
     })
+    this.#probeBase = this.#keys.probe(newEpoch())
+    const transport = probeTransport({ client, subscriber, cluster, channelBase: this.#probeBase, controlChannel: this.#keys.control, onResubscribed: () => { this.#readiness.resubscribed() } })
+    this.#probe = new PubsubProbe({ ...PROBE_DEFAULTS, ...options.pubsubProbe, logger: options.logger, isConnected: () => this.#readiness.ready, transport })
+    this.#probe.start()
   }
 
   isReady (): boolean {
@@ -119,6 +132,10 @@ export class RedisEngine implements Engine {
 
   onReadyChange (listener: (ready: boolean) => void): () => void {
     return this.#readiness.subscribe(listener)
+  }
+
+  checks (): readonly EngineCheck[] {
+    return [this.#readiness.check(), this.#probe.check()]
   }
 
   async storeTicket (ticketHash: string, record: TicketRecord, storageTtlSeconds: number): Promise<void> {
@@ -224,6 +241,7 @@ export class RedisEngine implements Engine {
   }
 
   async close (): Promise<void> {
+    this.#probe.close()
     this.#readiness.close()
     for (const connection of new Set([this.#client, this.#subscriber])) {
       try {
@@ -263,12 +281,12 @@ export class RedisEngine implements Engine {
     return entries.reverse().map(([, flat]) => eventFieldsOf(flat))
   }
 
-
   #onLive (name: string, payload: string): void {
     if (name === this.#keys.control) {
       this.#onControl?.(payload)
       return
     }
+    if (name.startsWith(this.#probeBase) && this.#probe.received(name, payload)) return
     const channel = this.#liveNames.get(name)
     if (channel !== undefined && this.presence.handleLive(channel, payload)) return
     const message = channel === undefined ? null : liveMessage(channel, payload)

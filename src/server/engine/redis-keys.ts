@@ -47,6 +47,14 @@ export class RedisKeys {
     this.events = `${prefix}events`
   }
 
+  /**
+   * The delivery probe's channels of one instance (SPEC §14): `<prefix>probe:<instance>`,
+   * never a client channel's name (those carry `{ch:`). Nothing is stored under it.
+   */
+  probe (instance: string): string {
+    return `${this.#prefix}probe:${instance}`
+  }
+
   /** One hash tag per channel: every key of a channel, and its shard channel, live in one Cluster slot. */
   channel (channel: string): ChannelKeys {
     const base = `${this.#prefix}{ch:${channel}}`

@@ -1,4 +1,4 @@
-import { ReadinessSignal, type EngineLogger } from './engine.js'
+import { ReadinessSignal, type EngineCheck, type EngineLogger } from './engine.js'
 import type { RedisClient } from './redis-connection.js'
 import type { RedisCommandRunner } from './redis-command-runner.js'
 import type { RedisTopology } from './redis-topology.js'
@@ -39,6 +39,8 @@ export class RedisReadiness {
   #recheck: NodeJS.Timeout | undefined
   #reportedUnsupported = false
   #reportedControlFailure = false
+  /** Why the engine is not ready (SPEC §3 `/readyz` reason): the last error code, or what closed. */
+  #reason = 'connecting'
 
   constructor (options: RedisReadinessOptions) {
     this.#options = options
@@ -57,7 +59,8 @@ export class RedisReadiness {
     // logged at a bounded rate.
     const unreachable = new RedisUnreachableLog({ logger, topology: options.topology, intervalMs: options.unreachableLogIntervalMs })
     this.#signal.subscribe((ready) => { if (ready) unreachable.recovered() })
-    client.on('error', (err: Error) => {
+    client.on('error', (err: Error & { code?: unknown }) => {
+      if (!this.#signal.ready) this.#reason = reasonOf(err)
       if (this.#signal.ready) logger.error({ event: 'engine.redis.error', err: { message: err.message } }, 'redis error')
       else if (!this.#closing) unreachable.failed(err)
     })
@@ -76,9 +79,22 @@ export class RedisReadiness {
     return this.#signal.subscribe(listener)
   }
 
+  /** The `redis` check (SPEC §3). */
+  check (): EngineCheck {
+    return this.#signal.ready
+      ? { name: 'redis', ok: true, since: this.#signal.since }
+      : { name: 'redis', ok: false, reason: this.#reason, since: this.#signal.since }
+  }
+
+  /** A subscriber connection was re-established without a reconnect of the rest: re-sync like after one. */
+  resubscribed (): void {
+    this.#signal.pulse()
+  }
+
   /** Not ready from now on; no check runs again. */
   close (): void {
     this.#closing = true
+    this.#reason = 'closed'
     clearTimeout(this.#recheck)
     this.#signal.set(false)
   }
@@ -105,6 +121,7 @@ export class RedisReadiness {
     if (this.#options.sharded && major < SHARDED_PUBSUB_MAJOR) {
       if (major > 0 && !this.#reportedUnsupported) {
         this.#reportedUnsupported = true
+        this.#reason = 'REDIS_VERSION'
         logger.error({ event: 'engine.redis.unsupported', major }, 'Redis Cluster below 7.0 has no sharded pub/sub; the gateway needs Redis 7 or later on a Cluster')
       }
       this.#checkAgain(RECHECK_MS * (major > 0 ? 10 : 1))
@@ -127,6 +144,7 @@ export class RedisReadiness {
       return true
     } catch (err) {
       if (this.#closing) return false
+      this.#reason = 'CONTROL_SUBSCRIBE'
       if (!this.#reportedControlFailure) {
         this.#reportedControlFailure = true
         this.#options.logger.error({ event: 'engine.redis.control_subscribe_failed', err: { message: err instanceof Error ? err.message : String(err) } },
@@ -149,8 +167,15 @@ export class RedisReadiness {
 
   #onDown (reason: string): void {
     if (this.#signal.ready && !this.#closing) {
+      this.#reason = reason
       this.#options.logger.warn({ event: 'engine.redis.down', reason }, 'redis connection lost; reconnecting')
     }
     this.#signal.set(false)
   }
+}
+
+/** A short reason for `/readyz`: the socket error code (ECONNREFUSED, ETIMEDOUT...) or the first words of the message. */
+function reasonOf (err: Error & { code?: unknown }): string {
+  if (typeof err.code === 'string' && err.code !== '') return err.code.slice(0, 40)
+  return err.message.split(/[\s:]/, 1)[0]?.slice(0, 40) || 'error'
 }

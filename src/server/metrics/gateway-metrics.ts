@@ -108,6 +108,16 @@ export class GatewayMetrics implements ConnectionMetrics, HubMetrics, RelayMetri
     registers: [this.registry]
   })
 
+  // Delivery probe (SPEC §14; docs/operations.md "Deaf subscriber")
+  readonly pubsubProbeRoundTrip = new Histogram({ name: 'rtgw_pubsub_probe_round_trip_seconds', help: 'Delivery probes from publish to their return on this instance\'s own subscriber', buckets: REDIS_BUCKETS, registers: [this.registry] })
+  readonly pubsubProbeMisses = new Counter({ name: 'rtgw_pubsub_probe_misses_total', help: 'Delivery probes not back within PUBSUB_PROBE_TIMEOUT_MS (two in a row fail the pubsub check)', registers: [this.registry] })
+  readonly pubsubProbeHeals = new Counter({ name: 'rtgw_pubsub_probe_heals_total', help: 'Subscriber connections re-established after two missed probes, every channel re-synced from history', registers: [this.registry] })
+  readonly pubsubProbe = {
+    roundTrip: (seconds: number): void => { this.pubsubProbeRoundTrip.observe(seconds) },
+    missed: (): void => { this.pubsubProbeMisses.inc() },
+    healed: (): void => { this.pubsubProbeHeals.inc() }
+  }
+
   // HTTP
   readonly httpRequestDuration = new Histogram({
     name: 'rtgw_http_request_duration_seconds',
