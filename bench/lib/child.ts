@@ -100,6 +100,28 @@ export class ServerChild {
     })
   }
 
+  /** RSS and heap of the child, after a full GC when it runs with --expose-gc. */
+  async memory (): Promise<{ readonly rss: number, readonly heapUsed: number, readonly external: number }> {
+    const id = this.#nextId++
+    const child = this.#child
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no memory reading within 10 s`)) }, 10_000)
+      const onMessage = (message: ChildMessage): void => {
+        if (message.type !== 'memory' || message.id !== id) return
+        clearTimeout(timer)
+        child.off('message', onMessage)
+        resolve({ rss: message.rss, heapUsed: message.heapUsed, external: message.external })
+      }
+      child.on('message', onMessage)
+      child.send({ type: 'memory', id } satisfies ParentMessage)
+    })
+  }
+
+  /** Writes a V8 heap snapshot of the child to `file` (seconds, and twice the heap in memory). */
+  async heapSnapshot (file: string): Promise<void> {
+    await this.#request({ type: 'heap-snapshot', id: this.#nextId++, file }, 120_000)
+  }
+
   /** Starts the child's V8 sampling profiler (100 µs interval). */
   async profileStart (): Promise<void> {
     await this.#request({ type: 'profile-start', id: this.#nextId++ })
@@ -110,10 +132,10 @@ export class ServerChild {
     await this.#request({ type: 'profile-stop', id: this.#nextId++, file })
   }
 
-  async #request (message: ParentMessage & { id: number }): Promise<void> {
+  async #request (message: ParentMessage & { id: number }, timeoutMs = 10_000): Promise<void> {
     const child = this.#child
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no answer to ${message.type} within 10 s`)) }, 10_000)
+      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no answer to ${message.type} within ${timeoutMs / 1000} s`)) }, timeoutMs)
       const onMessage = (answer: ChildMessage): void => {
         if (answer.type !== 'profiled' || answer.id !== message.id) return
         clearTimeout(timer)
