@@ -29,8 +29,14 @@ export interface ConnectionOptions {
   readonly access: ChannelAccess
   /** The JWT's `info` claim as JSON text (SPEC §11 presence). */
   readonly info?: string | undefined
-  /** The request's logger; the connection's child of it is made on first use only. */
+  /** The app's logger; the connection's child of it is made on first use only. */
   readonly logger: ConnectionLogger
+  /**
+   * Bindings of the connection's child logger besides its id (the upgrade request's
+   * `traceId`): kept as values so the request's own logger, and with it the request,
+   * is not retained for the socket's lifetime (issue 14).
+   */
+  readonly logBindings?: Readonly<Record<string, string>>
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
   /** Outbound bytes queued on the socket beyond which the client is a slow consumer. */
   readonly maxBufferedBytes?: number
@@ -68,6 +74,7 @@ export class Connection {
   readonly #onFrame: FrameHandler
   readonly #maxBufferedBytes: number
   readonly #parentLogger: ConnectionLogger
+  readonly #logBindings: Readonly<Record<string, string>> | undefined
   readonly #metrics: ConnectionMetrics
   #logger: ConnectionLogger | undefined
   #closed = false
@@ -78,6 +85,7 @@ export class Connection {
     this.access = options.access
     this.info = options.info
     this.#parentLogger = options.logger
+    this.#logBindings = options.logBindings
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
     this.#maxBufferedBytes = options.maxBufferedBytes ?? Number.POSITIVE_INFINITY
@@ -94,7 +102,7 @@ export class Connection {
 
   /** One child logger per connection, made lazily: most connections never log. */
   get logger (): ConnectionLogger {
-    this.#logger ??= this.#parentLogger.child({ connectionId: this.identity.connectionId })
+    this.#logger ??= this.#parentLogger.child({ ...this.#logBindings, connectionId: this.identity.connectionId })
     return this.#logger
   }
 
