@@ -6,6 +6,8 @@ import { EngineOverloadedError } from '../engine/engine.js'
 import type { EngineLogger } from '../engine/engine.js'
 import { parseClientFrame } from './protocol.js'
 import { TokenBucket } from './token-bucket.js'
+import { sharedTextFrame } from './prepared-frame.js'
+import { quietClose, writeFramed } from './socket-internals.js'
 import type { ChannelAccess } from '../channels/channel-access.js'
 import type { ConnectionMetrics, ServerCloseReason } from './connection-metrics.js'
 
@@ -91,6 +93,7 @@ export class Connection {
     this.#maxBufferedBytes = options.maxBufferedBytes ?? Number.POSITIVE_INFINITY
     this.#metrics = options.metrics ?? unobserved()
 
+    quietClose(socket)
     socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
     socket.on('pong', () => { this.missedHeartbeats = 0 })
     socket.once('close', (code, reason) => {
@@ -117,15 +120,24 @@ export class Connection {
   }
 
   send (frame: ServerFrame): void {
-    if (this.#write(JSON.stringify(frame))) this.#metrics.messagesOut[frame.type] += 1
+    if (!this.#writable()) return
+    this.#socket.send(JSON.stringify(frame))
+    this.#metrics.messagesOut[frame.type] += 1
   }
 
-  /** Sends an already serialized frame (fan-out serializes each message once). */
+  /**
+   * Sends an already serialized frame. Fan-out hands every subscriber the same text:
+   * its WebSocket frame is built once (prepared-frame.ts) and the same bytes written
+   * to each socket (issue 14).
+   */
   sendText (text: string, type: 'message' | 'join' | 'leave' = 'message'): void {
-    if (this.#write(text)) this.#metrics.messagesOut[type] += 1
+    if (!this.#writable()) return
+    if (!writeFramed(this.#socket, sharedTextFrame(text))) this.#socket.send(text)
+    this.#metrics.messagesOut[type] += 1
   }
 
-  #write (text: string): boolean {
+  /** Open and keeping up; a slow consumer is closed here. */
+  #writable (): boolean {
     if (!this.isOpen) return false
     // A client that cannot keep up is closed (it resumes from its last offset) rather
     // than letting its queue grow without bound (SPEC §5 SLOW_CONSUMER).
@@ -134,7 +146,6 @@ export class Connection {
       this.closeWith('SLOW_CONSUMER')
       return false
     }
-    this.#socket.send(text)
     return true
   }
 
