@@ -15,6 +15,9 @@
  *   npm run bench -- --skip-fanout             # without the fan-out phase (bench/fanout.ts)
  *   npm run bench -- avalanche [options]       # only the reconnect avalanche (bench/avalanche.ts), not run by default
  *   npm run bench -- presence [--members N]    # only the presence benchmark (bench/presence.ts), not run by default
+ *   npm run bench -- scale [--hold 15000 --subscribers 10000 --holders 3 --heartbeat-ms 1000]
+ *                                              # only the scale figures (bench/scale.ts): 15,000 idle connections
+ *                                              # (RSS, heartbeat CPU) and fan-out to 10,000, gateway vs bare ws
  *
  * Where the gateway's CPU goes: bench/profile.ts and bench/micro.ts.
  *
@@ -41,6 +44,10 @@ import { JWT_SECRET, WS_PATH, gatewayEnv, gitRevision, log, median, mintTokens }
 if (process.argv[2] === 'avalanche') {
   const { runAvalanche } = await import('./avalanche.js')
   process.exit(await runAvalanche(process.argv.slice(3)))
+}
+if (process.argv[2] === 'scale') {
+  const { runScale } = await import('./scale.js')
+  process.exit(await runScale(process.argv.slice(3)))
 }
 if (process.argv[2] === 'presence') {
   const { runPresence } = await import('./presence.js')

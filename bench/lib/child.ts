@@ -51,13 +51,22 @@ export class ServerChild {
     return `http://127.0.0.1:${this.port}`
   }
 
-  static async start (name: string, script: string, env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<ServerChild> {
+  /**
+   * `raiseFileLimit`: run through `sh -c 'ulimit -n <hard limit>; exec node …'`, so a
+   * server can hold more sockets than the soft limit allows (bench/scale.ts). The
+   * shell execs node, so the pid stays the server's.
+   */
+  static async start (name: string, script: string, env: Record<string, string>, nodeArgs: readonly string[] = [], options: { readonly raiseFileLimit?: boolean } = {}): Promise<ServerChild> {
     const file = fileURLToPath(new URL(`../servers/${script}`, import.meta.url))
     const devNull = openSync('/dev/null', 'w')
     const stderr: string[] = []
     let child: ChildProcess
+    const argv = [...nodeArgs, '--import', 'tsx', file]
+    const [command, args] = options.raiseFileLimit === true
+      ? ['/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, ...argv]] as const
+      : [process.execPath, argv] as const
     try {
-      child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], {
+      child = spawn(command, args, {
         // Only what is given (and PATH): nothing from the caller's environment leaks in.
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
         stdio: ['ignore', devNull, 'pipe', 'ipc']
