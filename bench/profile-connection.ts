@@ -4,6 +4,7 @@
  *
  *   npx tsx bench/profile-connection.ts               # about 1 minute
  *   npx tsx bench/profile-connection.ts --hold 2000 --connects 3000
+ *   npx tsx bench/profile-connection.ts --heap-only   # part 2 only
  *
  * 1. V8 CPU profile of the gateway child during full connects (ticket + upgrade +
  *    session_established + close), after a warm-up, summarized by area and function
@@ -26,7 +27,7 @@ import { heapGrowth, summarizeHeap } from './lib/heap-summary.js'
 import { WS_PATH, gatewayEnv, gitRevision, log, mintTokens, table } from './lib/setup.js'
 import { Agent } from 'node:http'
 
-const { values: args } = parseArgs({ options: { hold: { type: 'string', default: '2000' }, connects: { type: 'string', default: '2000' } } })
+const { values: args } = parseArgs({ options: { hold: { type: 'string', default: '2000' }, connects: { type: 'string', default: '2000' }, 'heap-only': { type: 'boolean', default: false } } })
 const HOLD = Math.min(10_000, Math.max(100, Math.trunc(Number(args.hold)) || 2000))
 const CONNECTS = Math.min(20_000, Math.max(100, Math.trunc(Number(args.connects)) || 2000))
 const PROFILE_DIR = fileURLToPath(new URL('./results/profiles/', import.meta.url))
@@ -69,18 +70,10 @@ async function heapPerConnection (name: string, child: ServerChild, connector: C
   console.log(table(['kind (snapshot node type and name)', 'count/conn', 'bytes/conn'], rows.filter((row) => Math.abs(row.bytesPer) >= 16).slice(0, 40).map((row) => [row.kind.replace(/\|/g, '/'), row.countPer.toFixed(2), row.bytesPer.toFixed(0)])))
 }
 
-const revision = gitRevision()
-try {
-  mkdirSync(PROFILE_DIR, { recursive: true })
-  redis = await RedisServer.start()
-  const tokens = await mintTokens(1000)
-  log(`profile-connection at ${revision}: ${availableParallelism()} cores, node ${process.version}`)
-  console.log(`# connection cost profile — ${revision}; ${availableParallelism()} cores, node ${process.version}`)
-
-  // 1. CPU of a full connect.
-  const gateway = await ServerChild.start('gateway', 'gateway.ts', gatewayEnv(redis.url, 'info'), ['--expose-gc'])
+async function profileConnects (redisServer: RedisServer, tokens: readonly string[]): Promise<void> {
+  const gateway = await ServerChild.start('gateway', 'gateway.ts', gatewayEnv(redisServer.url, 'info'), ['--expose-gc'])
   children.push(gateway)
-  const connectOptions = { connector: gatewayConnector, tokens, wsPath: WS_PATH, concurrency: 50, connectTimeoutMs: 10_000, redisPid: redis.pid }
+  const connectOptions = { connector: gatewayConnector, tokens, wsPath: WS_PATH, concurrency: 50, connectTimeoutMs: 10_000, redisPid: redisServer.pid }
   await connectPhase('warm-up', gateway, { ...connectOptions, total: 3000, deadlineMs: 30_000 })
   const reference = await connectPhase('full connect', gateway, { ...connectOptions, total: CONNECTS, deadlineMs: 30_000 })
   const connectProfile = `${PROFILE_DIR}connect.cpuprofile`
@@ -99,9 +92,22 @@ try {
   console.log(table(['function (inclusive; synchronous part only)', 'share', '≈ µs/connect'], rows(summary.inclusive, 25)))
   console.log('')
   console.log(table(['function (self)', 'share', '≈ µs/connect'], rows(summary.functions, 40)))
+}
+
+const revision = gitRevision()
+try {
+  mkdirSync(PROFILE_DIR, { recursive: true })
+  redis = await RedisServer.start()
+  const tokens = await mintTokens(1000)
+  log(`profile-connection at ${revision}: ${availableParallelism()} cores, node ${process.version}`)
+  console.log(`# connection cost profile — ${revision}; ${availableParallelism()} cores, node ${process.version}`)
+
+  // 1. CPU of a full connect.
+  if (args['heap-only'] !== true) await profileConnects(redis, tokens)
 
   // 2. Bytes of an idle connection, fresh children.
-  const freshGateway = await ServerChild.start('gateway (heap)', 'gateway.ts', gatewayEnv(redis.url, 'info'), ['--expose-gc'])
+  // Writing a snapshot blocks the loop for seconds: admission control would then refuse the next tickets.
+  const freshGateway = await ServerChild.start('gateway (heap)', 'gateway.ts', { ...gatewayEnv(redis.url, 'info'), ADMISSION_MAX_EVENT_LOOP_DELAY_MS: '0' }, ['--expose-gc'])
   children.push(freshGateway)
   await heapPerConnection('gateway', freshGateway, gatewayConnector, tokens)
   await freshGateway.stop()

@@ -200,7 +200,7 @@ try {
   const loadAfter = loadAverage()
   const revisionAfter = gitRevision()
   const allConnects = [...connectRuns.bareWs, ...connectRuns.socketIo, ...connectRuns.gateway]
-  const holdRow = (hold: HoldResult | undefined): string => hold === undefined ? '' : `| ${hold.name} | ${hold.held} | ${hold.failures} | ${(hold.rssBefore / 2 ** 20).toFixed(1)} | ${(hold.rssAfter / 2 ** 20).toFixed(1)} | ${kib(hold.rssPerConnection).toFixed(1)} | ${kib(hold.heapPerConnection).toFixed(1)} | ${kib(hold.externalPerConnection).toFixed(2)} |`
+  const holdRow = (hold: HoldResult | undefined): string => hold === undefined ? '' : `| ${hold.name} | ${hold.held} | ${hold.failures} | ${(hold.rssBefore / 2 ** 20).toFixed(1)} | ${(hold.rssAfter / 2 ** 20).toFixed(1)} | ${kib(hold.rssPerConnection).toFixed(1)} | ${kib(hold.marginalRssPerConnection).toFixed(1)} | ${kib(hold.heapPerConnection).toFixed(1)} | ${kib(hold.heapTotalPerConnection).toFixed(1)} | ${kib(hold.externalPerConnection).toFixed(2)} |`
 
   const out = [
     '',
@@ -214,8 +214,8 @@ try {
     phaseTable('WebSocket phase (connect to the first server frame, then client close)', 'connect', allConnects),
     ...allConnects.flatMap((run) => run.firstFailure === undefined ? [] : [`${run.name}: first connect failure: ${run.firstFailure}`]),
     '',
-    '| idle connections held | held | failed | RSS before MiB | RSS after MiB | RSS KiB/conn | V8 heap KiB/conn | external KiB/conn |',
-    '|:---|---:|---:|---:|---:|---:|---:|---:|',
+    '| idle connections held | held | failed | RSS before MiB | RSS after MiB | RSS KiB/conn | RSS KiB/conn, 2nd half | V8 heap used KiB/conn | V8 heap total KiB/conn | external KiB/conn |',
+    '|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     holdRow(holds.bareWs), holdRow(holds.socketIo), holdRow(holds.gateway),
     ...Object.values(holds).flatMap((hold) => hold.firstFailure === undefined ? [] : [`${hold.name}: first hold failure: ${hold.firstFailure}`]),
     '',

@@ -110,7 +110,7 @@ export class ServerChild {
   }
 
   /** RSS and heap of the child, after a full GC when it runs with --expose-gc. */
-  async memory (): Promise<{ readonly rss: number, readonly heapUsed: number, readonly external: number }> {
+  async memory (): Promise<{ readonly rss: number, readonly heapUsed: number, readonly heapTotal: number, readonly external: number }> {
     const id = this.#nextId++
     const child = this.#child
     return await new Promise((resolve, reject) => {
@@ -119,7 +119,7 @@ export class ServerChild {
         if (message.type !== 'memory' || message.id !== id) return
         clearTimeout(timer)
         child.off('message', onMessage)
-        resolve({ rss: message.rss, heapUsed: message.heapUsed, external: message.external })
+        resolve({ rss: message.rss, heapUsed: message.heapUsed, heapTotal: message.heapTotal, external: message.external })
       }
       child.on('message', onMessage)
       child.send({ type: 'memory', id } satisfies ParentMessage)

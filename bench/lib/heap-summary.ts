@@ -26,7 +26,7 @@ export function summarizeHeap (file: string): HeapSummary {
   const summary: HeapSummary = new Map()
   for (let i = 0; i < parsed.nodes.length; i += width) {
     const type = types[parsed.nodes[i + typeAt]!] ?? '?'
-    const named = type === 'object' || type === 'closure' || type === 'native' || type === 'hidden'
+    const named = type === 'object' || type === 'closure' || type === 'native' || type === 'hidden' || type === 'code' || type === 'array'
     const key = named ? `${type} ${parsed.strings[parsed.nodes[i + nameAt]!] ?? '?'}`.slice(0, 80) : type
     const entry = summary.get(key)
     const size = parsed.nodes[i + sizeAt]!

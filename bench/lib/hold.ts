@@ -25,6 +25,12 @@ export interface HoldResult {
   readonly externalPerConnection: number
   readonly rssBefore: number
   readonly rssAfter: number
+  /**
+   * RSS growth per connection over the second half only (held/2 → held): what one more
+   * idle connection costs once the heap has grown to its working size.
+   */
+  readonly marginalRssPerConnection: number
+  readonly heapTotalPerConnection: number
 }
 
 /**
@@ -41,19 +47,28 @@ export async function holdPhase (name: string, server: ServerChild, options: Hol
   const deadline = performance.now() + options.deadlineMs
   let next = 0
   try {
-    const worker = async (): Promise<void> => {
-      while (next < options.count && performance.now() < deadline) {
-        const token = options.tokens[next % options.tokens.length]!
-        next++
-        try {
-          held.push(await options.connector(agent, server, token, { wsPath: options.wsPath, connectTimeoutMs: 10_000 }))
-        } catch (err) {
-          failures++
-          firstFailure ??= (err as Error).message
-        }
+    const openNext = async (): Promise<void> => {
+      const token = options.tokens[next % options.tokens.length]!
+      next++
+      try {
+        held.push(await options.connector(agent, server, token, { wsPath: options.wsPath, connectTimeoutMs: 10_000 }))
+      } catch (err) {
+        failures++
+        firstFailure ??= (err as Error).message
       }
     }
-    await Promise.all(Array.from({ length: options.concurrency }, worker))
+    const half = Math.floor(options.count / 2)
+    let target = half
+    const workers = async (): Promise<void> => { await Promise.all(Array.from({ length: options.concurrency }, worker)) }
+    const worker = async (): Promise<void> => {
+      while (next < target && performance.now() < deadline) await openNext()
+    }
+    await workers()
+    await new Promise((resolve) => setTimeout(resolve, options.settleMs))
+    const middle = await server.memory()
+    const heldAtMiddle = held.length
+    target = options.count
+    await workers()
     await new Promise((resolve) => setTimeout(resolve, options.settleMs))
     const after = await server.memory()
     const per = (delta: number): number => held.length === 0 ? Number.NaN : delta / held.length
@@ -66,7 +81,9 @@ export async function holdPhase (name: string, server: ServerChild, options: Hol
       heapPerConnection: per(after.heapUsed - before.heapUsed),
       externalPerConnection: per(after.external - before.external),
       rssBefore: before.rss,
-      rssAfter: after.rss
+      rssAfter: after.rss,
+      marginalRssPerConnection: (after.rss - middle.rss) / Math.max(1, held.length - heldAtMiddle),
+      heapTotalPerConnection: per(after.heapTotal - before.heapTotal)
     }
   } finally {
     // Closed in batches so the close handshakes do not all time out at once.

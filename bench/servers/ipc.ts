@@ -12,7 +12,7 @@ export interface CpuMessage { readonly type: 'cpu', readonly id: number, readonl
 
 export interface ProfiledMessage { readonly type: 'profiled', readonly id: number, readonly file: string }
 /** After a full GC when the child runs with --expose-gc: RSS and V8 heap in bytes. */
-export interface MemoryMessage { readonly type: 'memory', readonly id: number, readonly rss: number, readonly heapUsed: number, readonly external: number }
+export interface MemoryMessage { readonly type: 'memory', readonly id: number, readonly rss: number, readonly heapUsed: number, readonly heapTotal: number, readonly external: number }
 export type ChildMessage = ReadyMessage | CpuMessage | ProfiledMessage | MemoryMessage
 
 export type ParentMessage =
@@ -57,7 +57,7 @@ export function serveParent (close: () => Promise<void>): void {
       globalThis.gc?.()
       globalThis.gc?.()
       const usage = process.memoryUsage()
-      send({ type: 'memory', id: message.id, rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external } satisfies MemoryMessage)
+      send({ type: 'memory', id: message.id, rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external } satisfies MemoryMessage)
     } else if (message.type === 'heap-snapshot') {
       writeHeapSnapshot(message.file)
       send({ type: 'profiled', id: message.id, file: message.file } satisfies ProfiledMessage)
