@@ -86,17 +86,21 @@ function percentile (sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
+/** The HTTP status, or 0 when the request failed or timed out (counted as not published). */
 async function postJson (agent: Agent, port: number, path: string, body: unknown, token?: string): Promise<number> {
-  return await new Promise((resolve, reject) => {
+  return await new Promise<number>((resolve, reject) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' }
     if (token !== undefined) headers.authorization = `Bearer ${token}`
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path, agent, headers, timeout: 10_000 }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path, agent, headers, timeout: 30_000 }, (res) => {
       res.resume()
       res.on('end', () => { resolve(res.statusCode ?? 0) })
     })
     req.on('timeout', () => { req.destroy(new Error(`POST ${path} timed out`)) })
     req.on('error', reject)
     req.end(JSON.stringify(body))
+  }).catch((err: unknown) => {
+    log(`POST ${path}: ${(err as Error).message}`)
+    return 0
   })
 }
 
@@ -174,6 +178,7 @@ export async function runScale (argv: readonly string[]): Promise<number> {
         (after.rss / 2 ** 20).toFixed(0),
         (idleCpu / idleSeconds / (held / 1000)).toFixed(0), (idleCpu / idleSeconds / 1e6).toFixed(3)
       ])
+      log(`idle: ${idleRows[idleRows.length - 1]!.join(' | ')}`)
       await closeAll()
 
       // 2. Fan-out to SUBSCRIBERS of one channel.
