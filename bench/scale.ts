@@ -11,8 +11,8 @@
  *    heap per connection (after a full GC), and the server CPU of heartbeats with the
  *    connections idle, per 1,000 connections per second, with a short
  *    HEARTBEAT_INTERVAL_MS (`--heartbeat-ms`, default 1000) so it is measurable.
- * 2. Fan-out: `--subscribers` (default 10,000) subscribers of one channel, 50 messages
- *    at 10/s, gateway (POST /v1/publish) vs bare `ws` (POST /publish, one serialized
+ * 2. Fan-out: `--subscribers` (default 10,000) subscribers of one channel, 30 messages
+ *    at `--rate` (default 2) per second, gateway (POST /v1/publish) vs bare `ws` (POST /publish, one serialized
  *    frame sent to every subscriber): delivery p50/p99 and server CPU per delivery.
  * Servers run with `ulimit -n` raised to the hard limit (sh -c 'ulimit -n …; exec node …').
  * Everything it starts (redis-server, servers, holders) is stopped by pid, also on failure.
@@ -29,8 +29,7 @@ import { JWT_SECRET, WS_PATH, gatewayEnv, gitRevision, log, table } from './lib/
 import type { HolderCommand, HolderReply } from './scale/protocol.js'
 
 const CHANNEL = 'bench:scale'
-const MESSAGES = 50
-const RATE_PER_SECOND = 10
+const MESSAGES = 30
 
 function bounded (name: string, value: string | undefined, min: number, max: number): number {
   const parsed = Number(value)
@@ -112,7 +111,9 @@ export async function runScale (argv: readonly string[]): Promise<number> {
       subscribers: { type: 'string', default: '10000' },
       holders: { type: 'string', default: '3' },
       'heartbeat-ms': { type: 'string', default: '1000' },
-      'idle-seconds': { type: 'string', default: '10' }
+      'idle-seconds': { type: 'string', default: '10' },
+      // 10,000 deliveries per message: at 2/s the three load generators keep up on two cores.
+      rate: { type: 'string', default: '2' }
     }
   })
   const HOLD = bounded('hold', values.hold, 100, 18_000)
@@ -120,6 +121,7 @@ export async function runScale (argv: readonly string[]): Promise<number> {
   const HOLDERS = bounded('holders', values.holders, 1, 8)
   const HEARTBEAT_MS = bounded('heartbeat-ms', values['heartbeat-ms'], 100, 60_000)
   const IDLE_S = bounded('idle-seconds', values['idle-seconds'], 2, 60)
+  const RATE_PER_SECOND = bounded('rate', values.rate, 1, 50)
   const started = performance.now()
   const revision = gitRevision()
   const servers: ServerChild[] = []
