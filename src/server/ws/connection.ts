@@ -78,8 +78,34 @@ export class Connection {
   readonly #parentLogger: ConnectionLogger
   readonly #logBindings: Readonly<Record<string, string>> | undefined
   readonly #metrics: ConnectionMetrics
+  readonly #onClose: ConnectionOptions['onClose']
   #logger: ConnectionLogger | undefined
   #closed = false
+
+  /**
+   * Each socket's connection, for the socket listeners below: the same three functions
+   * serve every socket, so no connection holds closures of its own (issue 14).
+   */
+  static readonly #bySocket = new WeakMap<WebSocket, Connection>()
+
+  static #onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
+    const connection = Connection.#bySocket.get(this)
+    if (connection !== undefined) connection.#onMessage(data, isBinary)
+  }
+
+  static #onSocketPong (this: WebSocket): void {
+    const connection = Connection.#bySocket.get(this)
+    if (connection !== undefined) connection.missedHeartbeats = 0
+  }
+
+  static #onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
+    const connection = Connection.#bySocket.get(this)
+    if (connection === undefined) return
+    Connection.#bySocket.delete(this)
+    connection.#closed = true
+    connection.debug({ event: 'ws.closed', code }, 'connection closed')
+    connection.#onClose(connection, code, reason.toString())
+  }
 
   constructor (socket: WebSocket, options: ConnectionOptions) {
     this.#socket = socket
@@ -92,15 +118,14 @@ export class Connection {
     this.#onFrame = options.onFrame
     this.#maxBufferedBytes = options.maxBufferedBytes ?? Number.POSITIVE_INFINITY
     this.#metrics = options.metrics ?? unobserved()
+    this.#onClose = options.onClose
 
     quietClose(socket)
-    socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
-    socket.on('pong', () => { this.missedHeartbeats = 0 })
-    socket.once('close', (code, reason) => {
-      this.#closed = true
-      this.debug({ event: 'ws.closed', code }, 'connection closed')
-      options.onClose(this, code, reason.toString())
-    })
+    Connection.#bySocket.set(socket, this)
+    socket.on('message', Connection.#onSocketMessage)
+    socket.on('pong', Connection.#onSocketPong)
+    // ws emits 'close' once; the listener forgets the socket on the first.
+    socket.on('close', Connection.#onSocketClose)
   }
 
   /** One child logger per connection, made lazily: most connections never log. */
