@@ -11,8 +11,8 @@
  *    heap per connection (after a full GC), and the server CPU of heartbeats with the
  *    connections idle, per 1,000 connections per second, with a short
  *    HEARTBEAT_INTERVAL_MS (`--heartbeat-ms`, default 1000) so it is measurable.
- * 2. Fan-out: `--subscribers` (default 10,000) subscribers of one channel, 30 messages
- *    at `--rate` (default 2) per second, gateway (POST /v1/publish) vs bare `ws` (POST /publish, one serialized
+ * 2. Fan-out, on fresh servers with the default heartbeat: `--subscribers` (default
+ *    10,000) subscribers of one channel, 30 messages at `--rate` (default 2) per second, gateway (POST /v1/publish) vs bare `ws` (POST /publish, one serialized
  *    frame sent to every subscriber): delivery p50/p99 and server CPU per delivery.
  * Servers run with `ulimit -n` raised to the hard limit (sh -c 'ulimit -n …; exec node …').
  * Everything it starts (redis-server, servers, holders) is stopped by pid, also on failure.
@@ -147,7 +147,7 @@ export async function runScale (argv: readonly string[]): Promise<number> {
     const idleRows: string[][] = []
     const fanoutRows: string[][] = []
     for (const peer of peers) {
-      const server = await ServerChild.start(peer.name, peer.script, peer.env, ['--expose-gc'], { raiseFileLimit: true })
+      let server = await ServerChild.start(peer.name, peer.script, peer.env, ['--expose-gc'], { raiseFileLimit: true })
       servers.push(server)
       const openAll = async (total: number, channel?: string): Promise<number> => {
         const per = Math.ceil(total / holders.length)
@@ -183,7 +183,14 @@ export async function runScale (argv: readonly string[]): Promise<number> {
       log(`idle: ${idleRows[idleRows.length - 1]!.join(' | ')}`)
       await closeAll()
 
-      // 2. Fan-out to SUBSCRIBERS of one channel.
+      // 2. Fan-out to SUBSCRIBERS of one channel, on a fresh server with the default
+      // heartbeat (25 s): the short one above would add its pings to the CPU per delivery.
+      await server.stop()
+      const fanoutEnv = { ...peer.env }
+      delete fanoutEnv.HEARTBEAT_INTERVAL_MS
+      delete fanoutEnv.BENCH_HEARTBEAT_MS
+      server = await ServerChild.start(`${peer.name} (fan-out)`, peer.script, fanoutEnv, ['--expose-gc'], { raiseFileLimit: true })
+      servers.push(server)
       const subscribed = await openAll(SUBSCRIBERS, CHANNEL)
       const agent = new Agent({ keepAlive: true, maxSockets: 20 })
       for (let k = 0; k < 5; k++) await postJson(agent, server.port, peer.publishPath, { channel: CHANNEL, data: { n: -1 - k, sentAt: 0 } }, peer.publishToken)
