@@ -9,7 +9,7 @@
  * peers, gateway, ratio, target) is printed, written next to the JSON as .md and into
  * docs/benchmarks.md between the "peers, last run" markers.
  *
- *   npm run bench                              # default run (~5 min)
+ *   npm run bench                              # default run (~2–3 min)
  *   npm run bench -- --duration 5 --rounds 1   # shorter HTTP phase
  *   npm run bench -- --connects 1000 --connect-rounds 2 --connect-warmup 3000 --hold 5000
  *   npm run bench -- --skip-fanout             # without the fan-out phase (bench/fanout.ts)
