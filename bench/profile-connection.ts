@@ -62,8 +62,11 @@ async function heapPerConnection (name: string, child: ServerChild, connector: C
   for (let i = 0; i < held.length; i += 500) await Promise.all(held.slice(i, i + 500).map(async (connection) => { await connection.close() }))
   agent.destroy()
   const rows = heapGrowth(summarizeHeap(before), summarizeHeap(after), HOLD)
-  rmSync(before)
-  rmSync(after)
+  // BENCH_KEEP_SNAPSHOTS=1 keeps them for Chrome DevTools (hundreds of MB each).
+  if (process.env.BENCH_KEEP_SNAPSHOTS !== '1') {
+    rmSync(before)
+    rmSync(after)
+  }
   const total = rows.reduce((sum, row) => sum + row.bytesPer, 0)
   console.log(`\n## ${name}: heap growth per idle connection (${HOLD} held)\n`)
   console.log(`RSS ${((memoryAfter.rss - memoryBefore.rss) / HOLD).toFixed(0)} B/conn, V8 heap used ${((memoryAfter.heapUsed - memoryBefore.heapUsed) / HOLD).toFixed(0)} B/conn, external ${((memoryAfter.external - memoryBefore.external) / HOLD).toFixed(0)} B/conn; snapshot self sizes ${total.toFixed(0)} B/conn\n`)
