@@ -24,12 +24,13 @@ import { mintDevToken } from '../src/server/dev/dev-token.js'
 import { RedisServer } from '../test/helpers/redis-server.js'
 import { ServerChild } from './lib/child.js'
 import { JWT_SECRET, WS_PATH, gatewayEnv, gitRevision, log } from './lib/setup.js'
+import { openSocketIoSubscriber } from './lib/socketio-subscriber.js'
 
 const CHANNEL = 'bench:fanout'
 const MESSAGES = 200
 const RATE_PER_SECOND = 20
 const WARMUP_MESSAGES = 20
-const PHASE_BUDGET_MS = 90_000
+const PHASE_BUDGET_MS = 150_000
 const CONNECT_CONCURRENCY = 50
 const CONNECT_TIMEOUT_MS = 10_000
 const DRAIN_TIMEOUT_MS = 10_000
@@ -109,9 +110,9 @@ async function postJson (agent: Agent, port: number, path: string, body: unknown
   })
 }
 
-/** One subscriber: its socket and, per message n, how many times it arrived. */
+/** One subscriber: how to close it and, per message n, how many times it arrived. */
 interface Subscriber {
-  readonly socket: WebSocket
+  readonly close: () => Promise<void>
   readonly counts: Uint16Array
   closedEarly: boolean
 }
@@ -122,12 +123,23 @@ interface Target {
   /** A ticket for user i (gateway) or nothing (bare: no auth). */
   readonly ticket?: (agent: Agent, i: number) => Promise<string>
   readonly publish: (agent: Agent, data: unknown) => Promise<HttpAnswer>
+  /** Socket.IO instead of a plain WebSocket: connect with user i's JWT as auth payload. */
+  readonly socketIoToken?: (i: number) => string
 }
 
 async function openSubscriber (agent: Agent, target: Target, i: number, latencies: number[]): Promise<Subscriber> {
+  if (target.socketIoToken !== undefined) return await openSocketIoSubscriber(target.child.port, target.socketIoToken(i), CHANNEL, MESSAGES, CONNECT_TIMEOUT_MS, latencies)
   const query = target.ticket === undefined ? '' : `?ticket=${await target.ticket(agent, i)}`
   const socket = new WebSocket(`ws://127.0.0.1:${target.child.port}${WS_PATH}${query}`)
-  const subscriber: Subscriber = { socket, counts: new Uint16Array(MESSAGES), closedEarly: false }
+  const close = async (): Promise<void> => {
+    if (socket.readyState === WebSocket.CLOSED) return
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { socket.terminate(); resolve() }, 3000)
+      socket.once('close', () => { clearTimeout(timer); resolve() })
+      socket.close()
+    })
+  }
+  const subscriber: Subscriber = { close, counts: new Uint16Array(MESSAGES), closedEarly: false }
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { reject(new Error('subscribe timed out')) }, CONNECT_TIMEOUT_MS)
@@ -280,14 +292,7 @@ async function measure (target: Target, subscriberCount: number, deadline: numbe
     }
   } finally {
     // Close every client (handshake bounded to 3 s, then terminate).
-    await Promise.all(subscribers.map(async ({ socket }) => {
-      if (socket.readyState === WebSocket.CLOSED) return
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { socket.terminate(); resolve() }, 3000)
-        socket.once('close', () => { clearTimeout(timer); resolve() })
-        socket.close()
-      })
-    }))
+    await Promise.all(subscribers.map(async (subscriber) => { await subscriber.close() }))
     agent.destroy()
   }
 }
@@ -295,6 +300,7 @@ async function measure (target: Target, subscriberCount: number, deadline: numbe
 export interface FanoutResult {
   readonly subscribers: number
   readonly bare: FanoutSide
+  readonly socketIo: FanoutSide
   readonly gateway: FanoutSide
   readonly ratioP99: number
   readonly seconds: number
@@ -311,8 +317,9 @@ function report (result: Omit<FanoutResult, 'report'>): string {
     `| ${`fan-out, ${result.subscribers} subscribers`.padEnd(26)} | subscribed | published | p50 ms | p99 ms | max ms | delivered | lost | duplicated | server CPU µs/delivery | server cores |`,
     '|:---------------------------|-----------:|----------:|-------:|-------:|-------:|----------:|-----:|-----------:|-----------------------:|-------------:|',
     row(result.bare),
+    row(result.socketIo),
     row(result.gateway),
-    ...[result.bare, result.gateway].flatMap((s) => s.firstFailure === undefined ? [] : [`${s.name}: first failure: ${s.firstFailure}`]),
+    ...[result.bare, result.socketIo, result.gateway].flatMap((s) => s.firstFailure === undefined ? [] : [`${s.name}: first failure: ${s.firstFailure}`]),
     `RATIO fan-out p99 gateway/bare: ${f(result.ratioP99, 2)}x (target <= 2.00x: ${result.ratioP99 <= 2 ? 'MET' : 'NOT MET'}); lost ${result.gateway.lost}, duplicated ${result.gateway.duplicated} (target 0/0: ${result.clean ? 'MET' : 'NOT MET'})`,
     `fan-out phase runtime ${result.seconds.toFixed(1)} s (bound ${PHASE_BUDGET_MS / 1000} s)`
   ].join('\n')
@@ -333,6 +340,9 @@ export async function runFanout (subscriberCount: number, logLevel = 'info'): Pr
       WS_MAX_BUFFERED_BYTES: String(4 * 1024 * 1024)
     })
     children.push(gatewayChild)
+    const socketIoChild = await ServerChild.start('socket.io', 'socketio.ts', { REDIS_URL: redis.url, JWT_SECRET })
+    children.push(socketIoChild)
+    log(`fan-out: Socket.IO pid ${socketIoChild.pid} port ${socketIoChild.port}`)
     log(`fan-out: redis-server pid ${redis.pid} port ${redis.port}; bare ws pid ${bareChild.pid} port ${bareChild.port}; gateway pid ${gatewayChild.pid} port ${gatewayChild.port}; ${subscriberCount} subscribers, ${MESSAGES} messages at ${RATE_PER_SECOND}/s`)
 
     const userTokens: string[] = []
@@ -346,6 +356,12 @@ export async function runFanout (subscriberCount: number, logLevel = 'info'): Pr
       name: 'bare ws WebSocketServer',
       child: bareChild,
       publish: async (agent, data) => await postJson(agent, bareChild.port, '/publish', { channel: CHANNEL, data })
+    }, subscriberCount, deadline)
+    const socketIo = await measure({
+      name: 'Socket.IO + redis-adapter',
+      child: socketIoChild,
+      socketIoToken: (i) => userTokens[i]!,
+      publish: async (agent, data) => await postJson(agent, socketIoChild.port, '/publish', { channel: CHANNEL, data })
     }, subscriberCount, deadline)
     const gateway = await measure({
       name: 'gateway (Redis engine)',
@@ -361,10 +377,11 @@ export async function runFanout (subscriberCount: number, logLevel = 'info'): Pr
     const partial = {
       subscribers: subscriberCount,
       bare,
+      socketIo,
       gateway,
       ratioP99: gateway.p99Ms / bare.p99Ms,
       seconds: (performance.now() - started) / 1000,
-      clean: [bare, gateway].every((s) => s.lost === 0 && s.duplicated === 0 && s.publishFailures === 0 && s.subscribed === s.subscribers)
+      clean: [bare, socketIo, gateway].every((s) => s.lost === 0 && s.duplicated === 0 && s.publishFailures === 0 && s.subscribed === s.subscribers)
     }
     return { ...partial, report: report(partial) }
   } finally {

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { RedisServer } from '../test/helpers/redis-server.js'
 import { ServerChild } from './lib/child.js'
 import { loadPhase, type PhaseResult } from './lib/load.js'
-import { connectPhase } from './lib/connects.js'
+import { connectPhase, gatewayConnector } from './lib/connects.js'
 import { phaseTable } from './lib/report.js'
 import { summarizeProfile, type ProfileSummary } from './lib/cpuprofile.js'
 import { PERF_NODE_ARGS, perfAvailable, perfRecord, summarizePerf, type PerfSummary } from './lib/perf.js'
@@ -128,7 +128,7 @@ try {
   const BARE = 3
 
   // 2. Profiles of the reference gateway (Redis engine, info).
-  const connectOptions = { tokens, wsPath: WS_PATH, concurrency: 50, connectTimeoutMs: 10_000, redisPid }
+  const connectOptions = { connector: gatewayConnector, tokens, wsPath: WS_PATH, concurrency: 50, connectTimeoutMs: 10_000, redisPid }
   log('connects without profiler (reference CPU per connect)')
   await connectPhase('warm-up', gateway, { ...connectOptions, total: CONNECT_WARMUP, deadlineMs: 20_000 })
   const connects = await connectPhase('full connect', gateway, { ...connectOptions, total: 1500, deadlineMs: 30_000 })

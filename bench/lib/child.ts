@@ -51,13 +51,22 @@ export class ServerChild {
     return `http://127.0.0.1:${this.port}`
   }
 
-  static async start (name: string, script: string, env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<ServerChild> {
+  /**
+   * `raiseFileLimit`: run through `sh -c 'ulimit -n <hard limit>; exec node …'`, so a
+   * server can hold more sockets than the soft limit allows (bench/scale.ts). The
+   * shell execs node, so the pid stays the server's.
+   */
+  static async start (name: string, script: string, env: Record<string, string>, nodeArgs: readonly string[] = [], options: { readonly raiseFileLimit?: boolean } = {}): Promise<ServerChild> {
     const file = fileURLToPath(new URL(`../servers/${script}`, import.meta.url))
     const devNull = openSync('/dev/null', 'w')
     const stderr: string[] = []
     let child: ChildProcess
+    const argv = [...nodeArgs, '--import', 'tsx', file]
+    const [command, args] = options.raiseFileLimit === true
+      ? ['/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"', process.execPath, ...argv]] as const
+      : [process.execPath, argv] as const
     try {
-      child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', file], {
+      child = spawn(command, args, {
         // Only what is given (and PATH): nothing from the caller's environment leaks in.
         env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
         stdio: ['ignore', devNull, 'pipe', 'ipc']
@@ -100,6 +109,28 @@ export class ServerChild {
     })
   }
 
+  /** RSS and heap of the child, after a full GC when it runs with --expose-gc. */
+  async memory (): Promise<{ readonly rss: number, readonly heapUsed: number, readonly heapTotal: number, readonly external: number }> {
+    const id = this.#nextId++
+    const child = this.#child
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no memory reading within 10 s`)) }, 10_000)
+      const onMessage = (message: ChildMessage): void => {
+        if (message.type !== 'memory' || message.id !== id) return
+        clearTimeout(timer)
+        child.off('message', onMessage)
+        resolve({ rss: message.rss, heapUsed: message.heapUsed, heapTotal: message.heapTotal, external: message.external })
+      }
+      child.on('message', onMessage)
+      child.send({ type: 'memory', id } satisfies ParentMessage)
+    })
+  }
+
+  /** Writes a V8 heap snapshot of the child to `file` (seconds, and twice the heap in memory). */
+  async heapSnapshot (file: string): Promise<void> {
+    await this.#request({ type: 'heap-snapshot', id: this.#nextId++, file }, 120_000)
+  }
+
   /** Starts the child's V8 sampling profiler (100 µs interval). */
   async profileStart (): Promise<void> {
     await this.#request({ type: 'profile-start', id: this.#nextId++ })
@@ -110,10 +141,10 @@ export class ServerChild {
     await this.#request({ type: 'profile-stop', id: this.#nextId++, file })
   }
 
-  async #request (message: ParentMessage & { id: number }): Promise<void> {
+  async #request (message: ParentMessage & { id: number }, timeoutMs = 10_000): Promise<void> {
     const child = this.#child
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no answer to ${message.type} within 10 s`)) }, 10_000)
+      const timer = setTimeout(() => { child.off('message', onMessage); reject(new Error(`${this.name}: no answer to ${message.type} within ${timeoutMs / 1000} s`)) }, timeoutMs)
       const onMessage = (answer: ChildMessage): void => {
         if (answer.type !== 'profiled' || answer.id !== message.id) return
         clearTimeout(timer)

@@ -1,5 +1,6 @@
 import { Agent, request } from 'node:http'
 import WebSocket from 'ws'
+import { io as ioClient } from 'socket.io-client'
 import type { ServerChild } from './child.js'
 import { perOperation, type PhaseResult } from './load.js'
 import { Meter } from './meter.js'
@@ -14,6 +15,8 @@ export interface ConnectOptions {
   /** Bound on one connect (ticket + upgrade + first frame). */
   readonly connectTimeoutMs: number
   readonly redisPid?: number
+  /** How to open one connection to this peer (gatewayConnector by default). */
+  readonly connector: Connector
 }
 
 export interface ConnectResult extends PhaseResult {
@@ -38,38 +41,96 @@ async function postTicket (agent: Agent, port: number, token: string): Promise<s
   })
 }
 
+/** An open connection a connector made; `close` is a client-initiated close, awaited. */
+export interface HeldConnection {
+  close (): Promise<void>
+}
+
 /**
- * One full connect: ticket request, WebSocket upgrade, `session_established`
- * received. Returns its latency in ms; the socket is then closed (client-initiated
- * close handshake) and awaited, so the server's close work is inside the phase too.
+ * Opens one connection to a peer until its first server frame: the gateway (ticket +
+ * upgrade + `session_established`), bare `ws` (upgrade + first frame) or Socket.IO
+ * (WebSocket-only connect with the JWT as auth payload + `session_established`).
  */
-async function connectOnce (agent: Agent, server: ServerChild, token: string, options: ConnectOptions): Promise<number> {
-  const started = performance.now()
-  const ticket = await postTicket(agent, server.port, token)
-  const socket = new WebSocket(`ws://127.0.0.1:${server.port}${options.wsPath}?ticket=${ticket}`)
+export type Connector = (agent: Agent, server: ServerChild, token: string, options: Pick<ConnectOptions, 'wsPath' | 'connectTimeoutMs'>) => Promise<HeldConnection>
+
+/** The close handshake, bounded to 2 s (then terminate). */
+async function closeWs (socket: WebSocket): Promise<void> {
+  if (socket.readyState === WebSocket.CLOSED) return
+  const closed = new Promise<void>((resolve) => {
+    const timer = setTimeout(() => { socket.terminate(); resolve() }, 2000)
+    socket.once('close', () => { clearTimeout(timer); resolve() })
+  })
+  socket.close()
+  await closed
+}
+
+async function openWs (url: string, connectTimeoutMs: number): Promise<HeldConnection> {
+  const socket = new WebSocket(url)
   try {
-    const latency = await new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => { reject(new Error('connect timed out')) }, options.connectTimeoutMs)
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error('connect timed out')) }, connectTimeoutMs)
       socket.once('message', (data) => {
         clearTimeout(timer)
         const frame = JSON.parse(data.toString()) as { type?: string, code?: string }
-        if (frame.type === 'session_established') resolve(performance.now() - started)
+        if (frame.type === 'session_established') resolve()
         else reject(new Error(`first frame ${frame.type ?? '?'} ${frame.code ?? ''}`))
       })
       socket.once('error', (err) => { clearTimeout(timer); reject(err) })
       socket.once('close', (code) => { clearTimeout(timer); reject(new Error(`closed ${code} before session_established`)) })
     })
-    return latency
-  } finally {
-    if (socket.readyState !== WebSocket.CLOSED) {
-      const closed = new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { socket.terminate(); resolve() }, 2000)
-        socket.once('close', () => { clearTimeout(timer); resolve() })
-      })
-      socket.close()
-      await closed
-    }
+  } catch (err) {
+    await closeWs(socket)
+    throw err
   }
+  socket.removeAllListeners('close')
+  socket.removeAllListeners('error')
+  socket.on('error', () => { /* a held socket's error ends in close */ })
+  return { close: async () => { await closeWs(socket) } }
+}
+
+export const gatewayConnector: Connector = async (agent, server, token, options) => {
+  const ticket = await postTicket(agent, server.port, token)
+  return await openWs(`ws://127.0.0.1:${server.port}${options.wsPath}?ticket=${ticket}`, options.connectTimeoutMs)
+}
+
+export const bareWsConnector: Connector = async (_agent, server, _token, options) =>
+  await openWs(`ws://127.0.0.1:${server.port}${options.wsPath}`, options.connectTimeoutMs)
+
+export const socketIoConnector: Connector = async (_agent, server, token, options) => {
+  const socket = ioClient(`http://127.0.0.1:${server.port}`, { transports: ['websocket'], auth: { token }, reconnection: false, forceNew: true, timeout: options.connectTimeoutMs })
+  const close = async (): Promise<void> => {
+    const engine = socket.io.engine
+    if (engine === undefined || engine.readyState === 'closed') { socket.disconnect(); return }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000)
+      engine.once('close', () => { clearTimeout(timer); resolve() })
+      socket.disconnect()
+    })
+  }
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { reject(new Error('connect timed out')) }, options.connectTimeoutMs)
+      socket.once('session_established', () => { clearTimeout(timer); resolve() })
+      socket.once('connect_error', (err) => { clearTimeout(timer); reject(err) })
+    })
+  } catch (err) {
+    await close()
+    throw err
+  }
+  return { close }
+}
+
+/**
+ * One full connect: the peer's connector, then a client-initiated close, awaited, so
+ * the server's close work is inside the phase too. Returns the latency to the first
+ * server frame in ms.
+ */
+async function connectOnce (agent: Agent, server: ServerChild, token: string, options: ConnectOptions): Promise<number> {
+  const started = performance.now()
+  const held = await options.connector(agent, server, token, options)
+  const latency = performance.now() - started
+  await held.close()
+  return latency
 }
 
 function percentile (sorted: readonly number[], p: number): number {

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import { writeHeapSnapshot } from 'node:v8'
 
 /**
  * The IPC protocol between bench/run.ts and a server child. The parent asks for
@@ -10,12 +11,16 @@ export interface ReadyMessage { readonly type: 'ready', readonly port: number }
 export interface CpuMessage { readonly type: 'cpu', readonly id: number, readonly user: number, readonly system: number }
 
 export interface ProfiledMessage { readonly type: 'profiled', readonly id: number, readonly file: string }
-export type ChildMessage = ReadyMessage | CpuMessage | ProfiledMessage
+/** After a full GC when the child runs with --expose-gc: RSS and V8 heap in bytes. */
+export interface MemoryMessage { readonly type: 'memory', readonly id: number, readonly rss: number, readonly heapUsed: number, readonly heapTotal: number, readonly external: number }
+export type ChildMessage = ReadyMessage | CpuMessage | ProfiledMessage | MemoryMessage
 
 export type ParentMessage =
   | { readonly type: 'cpu', readonly id: number }
   | { readonly type: 'profile-start', readonly id: number }
   | { readonly type: 'profile-stop', readonly id: number, readonly file: string }
+  | { readonly type: 'memory', readonly id: number }
+  | { readonly type: 'heap-snapshot', readonly id: number, readonly file: string }
   | { readonly type: 'stop' }
 
 /** The V8 profiler of this process, driven by the parent around one phase (bench/profile.ts). */
@@ -47,6 +52,15 @@ export function serveParent (close: () => Promise<void>): void {
       profileStart().then(() => { send({ type: 'profiled', id: message.id, file: '' } satisfies ProfiledMessage) }, (err: unknown) => { throw err })
     } else if (message.type === 'profile-stop') {
       profileStop(message.file).then(() => { send({ type: 'profiled', id: message.id, file: message.file } satisfies ProfiledMessage) }, (err: unknown) => { throw err })
+    } else if (message.type === 'memory') {
+      // Twice: the first full GC runs finalizers whose memory the second one frees.
+      globalThis.gc?.()
+      globalThis.gc?.()
+      const usage = process.memoryUsage()
+      send({ type: 'memory', id: message.id, rss: usage.rss, heapUsed: usage.heapUsed, heapTotal: usage.heapTotal, external: usage.external } satisfies MemoryMessage)
+    } else if (message.type === 'heap-snapshot') {
+      writeHeapSnapshot(message.file)
+      send({ type: 'profiled', id: message.id, file: message.file } satisfies ProfiledMessage)
     } else if (message.type === 'stop') {
       // Bounded: a close that hangs must not keep the benchmark alive.
       setTimeout(() => { process.exit(2) }, 5000).unref()

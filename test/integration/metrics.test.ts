@@ -207,7 +207,8 @@ await t.test('a known flow shows exact counts on every metric', async (t) => {
 
   await t.test('Redis command latency by command', async (t) => {
     const count = (command: string): number => after.get('rtgw_redis_command_duration_seconds_count', { command, outcome: 'ok' }) ?? 0
-    t.equal(count('set'), 3, 'one SET per ticket')
+    t.equal(count('script:store-ticket-counted'), 3, 'one command per ticket: the store and its user\'s count (issue 14)')
+    t.equal(count('set') + count('script:count-hit'), 0, 'no separate SET or counter script')
     t.equal(count('getdel') + count('script:consume-ticket'), 3, 'one consume per presented well-formed ticket (not the missing one, not while draining)')
     t.equal(count('script:publish'), 6)
     t.equal(count('script:append-inbound'), 1)

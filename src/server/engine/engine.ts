@@ -126,6 +126,12 @@ export interface Engine {
    */
   consumeTicket(ticketHash: string): Promise<TicketRecord | null>
   /**
+   * storeTicket and one countHit on `counterKey`, in one round trip where the topology
+   * allows (one script on a standalone or Sentinel Redis; on a Cluster the two keys live
+   * on different slots: two commands, pipelined). Rejects as storeTicket does.
+   */
+  storeTicketCounted(ticketHash: string, record: TicketRecord, storageTtlSeconds: number, counterKey: string, windowMs: number): Promise<CounterHit>
+  /**
    * Appends to the channel's history and publishes to every instance, atomically: the
    * history and the live message carry the same seq, so a subscriber that misses a
    * live message can fill the gap from history.

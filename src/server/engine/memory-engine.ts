@@ -88,6 +88,11 @@ export class MemoryEngine implements Engine {
     this.#tickets.set(ticketHash, { record, expiresAt: this.#now() + storageTtlSeconds * 1000 })
   }
 
+  async storeTicketCounted (ticketHash: string, record: TicketRecord, storageTtlSeconds: number, counterKey: string, windowMs: number): Promise<CounterHit> {
+    await this.storeTicket(ticketHash, record, storageTtlSeconds)
+    return await this.countHit(counterKey, windowMs)
+  }
+
   async consumeTicket (ticketHash: string): Promise<TicketRecord | null> {
     this.#assertReady()
     const stored = this.#tickets.get(ticketHash)

@@ -143,6 +143,18 @@ export class RedisEngine implements Engine {
     await this.#runner.run('set', async () => await this.#client.set(this.#keys.ticket(ticketHash), encodeTicketRecord(record), 'EX', storageTtlSeconds))
   }
 
+  async storeTicketCounted (ticketHash: string, record: TicketRecord, storageTtlSeconds: number, counterKey: string, windowMs: number): Promise<CounterHit> {
+    if (this.#sharded) {
+      const [, hit] = await Promise.all([this.storeTicket(ticketHash, record, storageTtlSeconds), this.countHit(counterKey, windowMs)])
+      return hit
+    }
+    this.#assertReady()
+    const ticket = this.#keys.ticket(ticketHash)
+    const counter = this.#keys.counter(counterKey)
+    const [count, ttlMs] = await this.#runner.run('script:store-ticket-counted', async () => await this.#scripts.storeTicketCounted(ticket, counter, encodeTicketRecord(record), storageTtlSeconds, windowMs))
+    return { count, ttlMs }
+  }
+
   async consumeTicket (ticketHash: string): Promise<TicketRecord | null> {
     this.#assertReady()
     const key = this.#keys.ticket(ticketHash)

@@ -23,6 +23,7 @@ declare module 'ioredis' {
     storeRevocationScript (set: string, member: string, seconds: number): Result<number, Context>
     loadRevocationsScript (set: string): Result<Array<string | number>, Context>
     countHitScript (counter: string, windowMs: number): Result<[number, number], Context>
+    storeTicketCountedScript (ticket: string, counter: string, record: string, storageTtlSeconds: number, windowMs: number): Result<[number, number], Context>
     readChannelHistoryPage (meta: string, stream: string, epoch: string, ttlSeconds: number, sinceEpoch: string,
       sinceSeq: number, limit: number, latest: '0' | '1'): Result<[string, number, number, StreamEntry[]], Context>
   }
@@ -35,6 +36,7 @@ const APPEND_INBOUND_SCRIPT = lua('append-inbound')
 const STORE_REVOCATION_SCRIPT = lua('store-revocation')
 const LOAD_REVOCATIONS_SCRIPT = lua('load-revocations')
 const COUNT_HIT_SCRIPT = lua('count-hit')
+const STORE_TICKET_COUNTED_SCRIPT = lua('store-ticket-counted')
 
 /** GETDEL arrived in Redis 6.2; older servers get the same atomicity from a script. */
 const CONSUME_SCRIPT = "local v = redis.call('GET', KEYS[1]); if v then redis.call('DEL', KEYS[1]) end; return v"
@@ -75,6 +77,7 @@ export class RedisScripts {
     client.defineCommand('storeRevocationScript', { numberOfKeys: 1, lua: STORE_REVOCATION_SCRIPT })
     client.defineCommand('loadRevocationsScript', { numberOfKeys: 1, lua: LOAD_REVOCATIONS_SCRIPT })
     client.defineCommand('countHitScript', { numberOfKeys: 1, lua: COUNT_HIT_SCRIPT })
+    client.defineCommand('storeTicketCountedScript', { numberOfKeys: 2, lua: STORE_TICKET_COUNTED_SCRIPT })
     // The same script as readChannelHistory, with its optional limit arguments (GET /v1/history).
     client.defineCommand('readChannelHistoryPage', { numberOfKeys: 2, lua: READ_HISTORY_SCRIPT })
   }
@@ -116,6 +119,11 @@ export class RedisScripts {
   /** Hits in the window, this one included, and milliseconds left in it. */
   async countHit (counter: string, windowMs: number): Promise<[number, number]> {
     return await this.#client.countHitScript(counter, windowMs)
+  }
+
+  /** A ticket stored (SET EX) and one hit counted, one script: both keys on one node (not a Cluster). */
+  async storeTicketCounted (ticket: string, counter: string, record: string, storageTtlSeconds: number, windowMs: number): Promise<[number, number]> {
+    return await this.#client.storeTicketCountedScript(ticket, counter, record, storageTtlSeconds, windowMs)
   }
 
   /** As readHistory, at most `limit` messages; without `since`, the latest `limit` (SPEC §10). */

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { CounterHit, Engine } from '../engine/engine.js'
+import type { TicketQuota } from '../tickets/ticket-service.js'
 import { GatewayError } from '../errors.js'
 
 declare module 'fastify' {
@@ -15,8 +16,8 @@ declare module 'fastify' {
 export interface TicketLimits {
   /** Counts a failed authentication against the request's client IP, in this process. */
   readonly authFailure: (request: FastifyRequest) => Promise<void>
-  /** Counts a ticket request against its user, on every instance (the engine's counter). */
-  readonly user: (sub: string) => Promise<void>
+  /** A ticket request counted against its user on every instance, in the ticket's own store command (TicketService.issue). */
+  readonly userQuota: (sub: string) => TicketQuota
 }
 
 export interface TicketLimitsOptions {
@@ -51,21 +52,16 @@ async function authFailureLimit (app: FastifyInstance, max: number, windowMs: nu
 
 /**
  * Shared through the engine (`<prefix>ratelimit:user:<sub>` in Redis) so the limit
- * holds across instances. Not on @fastify/rate-limit: its key comes from the request,
- * while this one is the verified token's subject, and its store would only have
- * wrapped `countHit` in callbacks. An engine failure lets the request through (as
- * the plugin's `skipOnError` did): storing the ticket fails too and answers its own 503.
+ * holds across instances, and counted in the command that stores the ticket: one Redis
+ * round trip per ticket (issue 14). Not on @fastify/rate-limit: its key comes from the
+ * request, while this one is the verified token's subject. An engine failure fails
+ * the store too, which answers its own 503.
  */
-function userLimit (engine: Engine, max: number, windowMs: number): TicketLimits['user'] {
-  return async (sub) => {
-    let hit: CounterHit
-    try {
-      hit = await engine.countHit(`user:${sub}`, windowMs)
-    } catch {
-      return
-    }
+function userQuota (max: number, windowMs: number): TicketLimits['userQuota'] {
+  const admit = (hit: CounterHit): void => {
     if (hit.count > max) throw rateLimited(Math.ceil(hit.ttlMs / 1000))
   }
+  return (sub) => ({ counterKey: `user:${sub}`, windowMs, admit })
 }
 
 /**
@@ -76,7 +72,7 @@ function userLimit (engine: Engine, max: number, windowMs: number): TicketLimits
 async function ticketLimitsPlugin (app: FastifyInstance, options: TicketLimitsOptions): Promise<void> {
   app.decorate('ticketLimits', {
     authFailure: await authFailureLimit(app, options.authFailuresPerIp, options.windowMs),
-    user: userLimit(options.engine, options.perUser, options.windowMs)
+    userQuota: userQuota(options.perUser, options.windowMs)
   })
 }
 

@@ -44,9 +44,9 @@ export default async function ticketRoute (app: FastifyInstance): Promise<void> 
     const token = userTokenOf(request)
     // A ticket is a credential: no cache, proxy or browser may keep it.
     reply.header('cache-control', 'no-store')
-    // The user's limit is counted while the ticket is stored: one round trip's wait
-    // for both. A refused request's ticket is never handed out and simply expires.
+    // The user's limit is counted in the same command that stores the ticket: one round
+    // trip for both. A refused request's ticket is never handed out and simply expires.
     const info = presenceInfoOf(token.claims.info)
-    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels, publish: token.publish, ...(info === undefined ? {} : { info }) }, limits.user(token.sub))
+    return await app.tickets.issue({ sub: token.sub, sessionId: token.sessionId, channels: token.channels, publish: token.publish, ...(info === undefined ? {} : { info }) }, limits.userQuota(token.sub))
   })
 }

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { ServerResponse } from 'node:http'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import type { ConsumeResult } from '../tickets/ticket-service.js'
@@ -15,7 +17,33 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Outcome of the ticket, consumed before the upgrade. */
     handshake: ConsumeResult | null
+    /** The upgrade's ServerResponse, let go of once the socket is open (releaseHandshake). */
+    upgradeResponse: ServerResponse | null
   }
+}
+
+/**
+ * Errors on an open socket, for every socket alike. What @fastify/websocket attaches
+ * instead is a closure over the upgrade's request and reply, which would keep both
+ * (and the IncomingMessage, ServerResponse and their headers) for the socket's whole
+ * life. ws has already answered its own WS_ERR_* with the right close code; anything
+ * else cuts the socket, as plugins/websocket.ts's handler does.
+ */
+function onOpenSocketError (this: WebSocket, error: Error): void {
+  if ((error as NodeJS.ErrnoException).code?.startsWith('WS_ERR_') !== true) this.terminate()
+}
+
+/**
+ * Lets go of the upgrade's HTTP objects (issue 14: about 4 KiB per idle connection):
+ * the socket's link to the ServerResponse (and so to the request, the reply and the
+ * response's listeners) and @fastify/websocket's error listener closing over them.
+ */
+function releaseHandshake (socket: WebSocket, request: FastifyRequest): void {
+  socket.removeAllListeners('error')
+  socket.on('error', onOpenSocketError)
+  const response = request.upgradeResponse
+  request.upgradeResponse = null
+  if (response !== null && request.raw.socket !== null) response.detachSocket(request.raw.socket)
 }
 
 export interface WsRouteOptions {
@@ -59,6 +87,7 @@ const HandshakeQuery = Type.Object({
  */
 export default async function wsRoute (app: FastifyInstance, options: WsRouteOptions): Promise<void> {
   app.decorateRequest('handshake', null)
+  app.decorateRequest('upgradeResponse', null)
 
   /** Appended once per (session, id), acked every time: a retried send is safe (SPEC §5). */
   const sendUpstream = async (connection: Connection, frame: SendFrame): Promise<void> => {
@@ -131,12 +160,14 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       const malformed = malformedUpgrade(request.headers)
       if (malformed !== undefined) throw new GatewayError('BAD_REQUEST', { message: malformed })
     },
-    preHandler: async (request) => {
+    preHandler: async (request, reply) => {
+      request.upgradeResponse = reply.raw
       // While draining the socket is closed with 1012 anyway: keep the ticket for another instance.
       if (app.hub.draining) return
       request.handshake = await app.tickets.consume(request.query.ticket)
     }
   }, (socket, request) => {
+    releaseHandshake(socket, request)
     if (app.hub.draining) {
       app.metrics.connect('1012')
       socket.close(closeCodeOf('SERVER_RESTART'), 'SERVER_RESTART')
@@ -165,7 +196,8 @@ export default async function wsRoute (app: FastifyInstance, options: WsRouteOpt
       identity,
       access: new ChannelAccess({ userId: record.sub, sessionId: record.sessionId, channelPatterns: record.channels, publishPatterns: record.publish ?? [] }),
       info: record.info,
-      logger: request.log,
+      logger: app.log,
+      logBindings: { traceId: request.id },
       messageRate: options.messageRate,
       maxBufferedBytes: options.maxBufferedBytes,
       metrics: app.metrics,

@@ -1,5 +1,5 @@
 import { createHash, randomFillSync } from 'node:crypto'
-import { EngineUnavailableError, type Engine, type TicketRecord } from '../engine/engine.js'
+import { EngineUnavailableError, type CounterHit, type Engine, type TicketRecord } from '../engine/engine.js'
 import type { Code } from '../../protocol/codes.js'
 import type { TicketResponse } from '../../protocol/http.js'
 import { GatewayError } from '../errors.js'
@@ -81,6 +81,16 @@ function rejected (reason: TicketRejectReason): TicketRejection {
   return { ok: false, code: REJECT_CODES[reason], reason }
 }
 
+/**
+ * A per-user limit counted with the ticket's store, in the same round trip
+ * (Engine.storeTicketCounted): `admit` throws when the hit is past the limit.
+ */
+export interface TicketQuota {
+  readonly counterKey: string
+  readonly windowMs: number
+  readonly admit: (hit: CounterHit) => void
+}
+
 /** Tickets are stored only as this hash (SPEC §3): a Redis dump reveals no usable ticket. */
 export function hashTicket (ticket: string): string {
   return createHash('sha256').update(ticket).digest('base64url')
@@ -106,10 +116,16 @@ export class TicketService {
   /**
    * Mints and stores a ticket. `admission`, when given, runs alongside the store (a
    * rate-limit check, say): if it rejects, so does `issue`, and the stored ticket is
-   * never handed out. Rejects with EngineUnavailableError when the engine cannot store it,
+   * never handed out. A TicketQuota is counted in the store's own round trip instead
+   * and admitted once it answers: refused the same way. Rejects with EngineUnavailableError when the engine cannot store it,
    * and with GatewayError SESSION_REVOKED while the user or the session is banned (SPEC §3).
    */
-  async issue (identity: Identity, admission?: Promise<void>): Promise<TicketResponse> {
+  async issue (identity: Identity, admission?: Promise<void> | TicketQuota): Promise<TicketResponse> {
+    if (admission !== undefined && !(admission instanceof Promise)) return await this.#issue(identity, undefined, admission)
+    return await this.#issue(identity, admission, undefined)
+  }
+
+  async #issue (identity: Identity, admission: Promise<void> | undefined, quota: TicketQuota | undefined): Promise<TicketResponse> {
     // Only until the bans are loaded (boot, reconnect); then the check costs no round trip.
     const loading = this.#revocations.pending()
     if (loading !== undefined) await Promise.all([loading, admission])
@@ -121,12 +137,13 @@ export class TicketService {
     const ticket = this.#random.take(TICKET_BYTES).toString('base64url')
     const issuedAt = this.#now()
     const expiresAt = issuedAt + this.#ttlSeconds * 1000
-    const stored = this.#engine.storeTicket(
-      hashTicket(ticket),
-      { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [], publish: identity.publish ?? [], ...(identity.info === undefined ? {} : { info: identity.info }) },
-      this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
-    )
-    await Promise.all([admission, stored])
+    const record = { sub: identity.sub, sessionId: identity.sessionId, issuedAt, expiresAt, channels: identity.channels ?? [], publish: identity.publish ?? [], ...(identity.info === undefined ? {} : { info: identity.info }) }
+    const storageTtlSeconds = this.#ttlSeconds + EXPIRED_VISIBILITY_SECONDS
+    if (quota !== undefined) {
+      quota.admit(await this.#engine.storeTicketCounted(hashTicket(ticket), record, storageTtlSeconds, quota.counterKey, quota.windowMs))
+    } else {
+      await Promise.all([admission, this.#engine.storeTicket(hashTicket(ticket), record, storageTtlSeconds)])
+    }
     this.#metrics.ticketIssued()
     return { ticket, expiresAt: new Date(expiresAt).toISOString(), ttlSeconds: this.#ttlSeconds }
   }

@@ -6,6 +6,8 @@ import { EngineOverloadedError } from '../engine/engine.js'
 import type { EngineLogger } from '../engine/engine.js'
 import { parseClientFrame } from './protocol.js'
 import { TokenBucket } from './token-bucket.js'
+import { sharedTextFrame } from './prepared-frame.js'
+import { quietClose, writeFramed } from './socket-internals.js'
 import type { ChannelAccess } from '../channels/channel-access.js'
 import type { ConnectionMetrics, ServerCloseReason } from './connection-metrics.js'
 
@@ -29,8 +31,14 @@ export interface ConnectionOptions {
   readonly access: ChannelAccess
   /** The JWT's `info` claim as JSON text (SPEC §11 presence). */
   readonly info?: string | undefined
-  /** The request's logger; the connection's child of it is made on first use only. */
+  /** The app's logger; the connection's child of it is made on first use only. */
   readonly logger: ConnectionLogger
+  /**
+   * Bindings of the connection's child logger besides its id (the upgrade request's
+   * `traceId`): kept as values so the request's own logger, and with it the request,
+   * is not retained for the socket's lifetime (issue 14).
+   */
+  readonly logBindings?: Readonly<Record<string, string>>
   readonly messageRate: { readonly perSecond: number, readonly burst: number }
   /** Outbound bytes queued on the socket beyond which the client is a slow consumer. */
   readonly maxBufferedBytes?: number
@@ -68,9 +76,36 @@ export class Connection {
   readonly #onFrame: FrameHandler
   readonly #maxBufferedBytes: number
   readonly #parentLogger: ConnectionLogger
+  readonly #logBindings: Readonly<Record<string, string>> | undefined
   readonly #metrics: ConnectionMetrics
+  readonly #onClose: ConnectionOptions['onClose']
   #logger: ConnectionLogger | undefined
   #closed = false
+
+  /**
+   * Each socket's connection, for the socket listeners below: the same three functions
+   * serve every socket, so no connection holds closures of its own (issue 14).
+   */
+  static readonly #bySocket = new WeakMap<WebSocket, Connection>()
+
+  static #onSocketMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
+    const connection = Connection.#bySocket.get(this)
+    if (connection !== undefined) connection.#onMessage(data, isBinary)
+  }
+
+  static #onSocketPong (this: WebSocket): void {
+    const connection = Connection.#bySocket.get(this)
+    if (connection !== undefined) connection.missedHeartbeats = 0
+  }
+
+  static #onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
+    const connection = Connection.#bySocket.get(this)
+    if (connection === undefined) return
+    Connection.#bySocket.delete(this)
+    connection.#closed = true
+    connection.debug({ event: 'ws.closed', code }, 'connection closed')
+    connection.#onClose(connection, code, reason.toString())
+  }
 
   constructor (socket: WebSocket, options: ConnectionOptions) {
     this.#socket = socket
@@ -78,23 +113,24 @@ export class Connection {
     this.access = options.access
     this.info = options.info
     this.#parentLogger = options.logger
+    this.#logBindings = options.logBindings
     this.#bucket = new TokenBucket(options.messageRate)
     this.#onFrame = options.onFrame
     this.#maxBufferedBytes = options.maxBufferedBytes ?? Number.POSITIVE_INFINITY
     this.#metrics = options.metrics ?? unobserved()
+    this.#onClose = options.onClose
 
-    socket.on('message', (data, isBinary) => { this.#onMessage(data, isBinary) })
-    socket.on('pong', () => { this.missedHeartbeats = 0 })
-    socket.once('close', (code, reason) => {
-      this.#closed = true
-      this.debug({ event: 'ws.closed', code }, 'connection closed')
-      options.onClose(this, code, reason.toString())
-    })
+    quietClose(socket)
+    Connection.#bySocket.set(socket, this)
+    socket.on('message', Connection.#onSocketMessage)
+    socket.on('pong', Connection.#onSocketPong)
+    // ws emits 'close' once; the listener forgets the socket on the first.
+    socket.on('close', Connection.#onSocketClose)
   }
 
   /** One child logger per connection, made lazily: most connections never log. */
   get logger (): ConnectionLogger {
-    this.#logger ??= this.#parentLogger.child({ connectionId: this.identity.connectionId })
+    this.#logger ??= this.#parentLogger.child({ ...this.#logBindings, connectionId: this.identity.connectionId })
     return this.#logger
   }
 
@@ -109,15 +145,24 @@ export class Connection {
   }
 
   send (frame: ServerFrame): void {
-    if (this.#write(JSON.stringify(frame))) this.#metrics.messagesOut[frame.type] += 1
+    if (!this.#writable()) return
+    this.#socket.send(JSON.stringify(frame))
+    this.#metrics.messagesOut[frame.type] += 1
   }
 
-  /** Sends an already serialized frame (fan-out serializes each message once). */
+  /**
+   * Sends an already serialized frame. Fan-out hands every subscriber the same text:
+   * its WebSocket frame is built once (prepared-frame.ts) and the same bytes written
+   * to each socket (issue 14).
+   */
   sendText (text: string, type: 'message' | 'join' | 'leave' = 'message'): void {
-    if (this.#write(text)) this.#metrics.messagesOut[type] += 1
+    if (!this.#writable()) return
+    if (!writeFramed(this.#socket, sharedTextFrame(text))) this.#socket.send(text)
+    this.#metrics.messagesOut[type] += 1
   }
 
-  #write (text: string): boolean {
+  /** Open and keeping up; a slow consumer is closed here. */
+  #writable (): boolean {
     if (!this.isOpen) return false
     // A client that cannot keep up is closed (it resumes from its last offset) rather
     // than letting its queue grow without bound (SPEC §5 SLOW_CONSUMER).
@@ -126,7 +171,6 @@ export class Connection {
       this.closeWith('SLOW_CONSUMER')
       return false
     }
-    this.#socket.send(text)
     return true
   }
 

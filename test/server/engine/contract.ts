@@ -205,6 +205,33 @@ export async function engineContract (t: Test, name: string, makeEngine: () => P
       if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'ended windows leave no key')
     })
 
+    await t.test('storeTicketCounted stores a consumable ticket and counts on the same window as countHit', async (t) => {
+      const { engine, inspectKeys } = await setup(t)
+      const first = freshHash()
+      const stored = record()
+      const hit = await engine.storeTicketCounted(first, stored, 60, 'user:carol', 400)
+      t.equal(hit.count, 1)
+      t.ok(hit.ttlMs > 0 && hit.ttlMs <= 400, `the window starts with the first hit (${hit.ttlMs} ms left)`)
+      t.equal((await engine.countHit('user:carol', 400)).count, 2, 'one counter with countHit')
+      const second = freshHash()
+      t.equal((await engine.storeTicketCounted(second, stored, 60, 'user:carol', 400)).count, 3)
+      t.equal((await engine.storeTicketCounted(freshHash(), stored, 1, 'user:dave', 400)).count, 1, 'another key counts apart')
+      t.strictSame(await engine.consumeTicket(first), stored)
+      t.strictSame(await engine.consumeTicket(second), stored)
+      t.equal(await engine.consumeTicket(first), null, 'consumed once')
+      await sleep(500)
+      t.equal((await engine.storeTicketCounted(freshHash(), stored, 1, 'user:carol', 400)).count, 1, 'a new window after the old one ended')
+      await sleep(1600)
+      if (inspectKeys !== undefined) t.strictSame(await inspectKeys(), [], 'expired tickets and ended windows leave no key')
+    })
+
+    await t.test('a closed engine rejects storeTicketCounted with EngineUnavailableError', async (t) => {
+      const { engine } = await setup(t)
+      await engine.close()
+      const error = await rejectionOf(engine.storeTicketCounted(freshHash(), record(), 60, 'user:alice', 1000))
+      t.ok(error instanceof EngineUnavailableError, `storeTicketCounted rejects with EngineUnavailableError (got ${String(error)})`)
+    })
+
     await t.test('a closed engine rejects countHit with EngineUnavailableError', async (t) => {
       const { engine } = await setup(t)
       await engine.close()
