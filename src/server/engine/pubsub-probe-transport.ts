@@ -13,7 +13,7 @@ import type { Cluster, Redis } from 'ioredis'
 import type { RedisClient } from './redis-connection.js'
 import type { PubsubProbeTransport } from './pubsub-probe.js'
 
-// ioredis' own slot function (a dependency of ioredis; CommonJS without types).
+// The slot function ioredis itself routes by (CommonJS without types), pinned to ioredis' exact version.
 const calculateSlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number
 
 /** How long a heal waits for ioredis to bring a replaced sharded subscriber back. */
