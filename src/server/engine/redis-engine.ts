@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto'
 import {
   DEFAULT_EVENTS_MAX_LENGTH,
   EngineUnavailableError,
-  decodeTicketRecord,
-  encodeTicketRecord,
   type ChannelMessage,
   type CounterHit,
   type Engine,
@@ -30,6 +28,7 @@ import { probeTransport } from './pubsub-probe-transport.js'
 import { RedisPresence } from './redis-presence.js'
 import { RedisReadiness } from './redis-readiness.js'
 import { RedisScripts } from './redis-scripts.js'
+import { RedisTickets } from './redis-tickets.js'
 import type { RedisTopology } from './redis-topology.js'
 
 const newEpoch = (): string => randomBytes(6).toString('base64url')
@@ -81,6 +80,7 @@ export class RedisEngine implements Engine {
   readonly #scripts: RedisScripts
   readonly #runner: RedisCommandRunner
   readonly #readiness: RedisReadiness
+  readonly #tickets: RedisTickets
   readonly #relay: RelaySettings
   readonly #liveNames = new Map<string, string>()
   /** SPEC §14: finds a subscriber that is connected but deaf, and re-establishes it. */
@@ -120,6 +120,9 @@ export class RedisEngine implements Engine {
       controlChannel: this.#keys.control,
       ...(options.unreachableLogIntervalMs === undefined ? {} : { unreachableLogIntervalMs: options.unreachableLogIntervalMs })
     })
+    this.#tickets = new RedisTickets({
+      client, keys: this.#keys, scripts: this.#scripts, runner: this.#runner, sharded: cluster, hasGetDel: () => this.#readiness.hasGetDel, assertReady: () => { this.#assertReady() }
+    })
     this.#probeBase = this.#keys.probe(newEpoch())
     const transport = probeTransport({ client, subscriber, cluster, channelBase: this.#probeBase, controlChannel: this.#keys.control, onResubscribed: () => { this.#readiness.resubscribed() } })
     this.#probe = new PubsubProbe({ ...PROBE_DEFAULTS, ...options.pubsubProbe, logger: options.logger, isConnected: () => this.#readiness.ready, transport })
@@ -139,29 +142,15 @@ export class RedisEngine implements Engine {
   }
 
   async storeTicket (ticketHash: string, record: TicketRecord, storageTtlSeconds: number): Promise<void> {
-    this.#assertReady()
-    await this.#runner.run('set', async () => await this.#client.set(this.#keys.ticket(ticketHash), encodeTicketRecord(record), 'EX', storageTtlSeconds))
+    await this.#tickets.store(ticketHash, record, storageTtlSeconds)
   }
 
   async storeTicketCounted (ticketHash: string, record: TicketRecord, storageTtlSeconds: number, counterKey: string, windowMs: number): Promise<CounterHit> {
-    if (this.#sharded) {
-      const [, hit] = await Promise.all([this.storeTicket(ticketHash, record, storageTtlSeconds), this.countHit(counterKey, windowMs)])
-      return hit
-    }
-    this.#assertReady()
-    const ticket = this.#keys.ticket(ticketHash)
-    const counter = this.#keys.counter(counterKey)
-    const [count, ttlMs] = await this.#runner.run('script:store-ticket-counted', async () => await this.#scripts.storeTicketCounted(ticket, counter, encodeTicketRecord(record), storageTtlSeconds, windowMs))
-    return { count, ttlMs }
+    return await this.#tickets.storeCounted(ticketHash, record, storageTtlSeconds, counterKey, windowMs)
   }
 
   async consumeTicket (ticketHash: string): Promise<TicketRecord | null> {
-    this.#assertReady()
-    const key = this.#keys.ticket(ticketHash)
-    const value = this.#readiness.hasGetDel
-      ? await this.#runner.run('getdel', async () => await this.#client.getdel(key))
-      : await this.#runner.run('script:consume-ticket', async () => await this.#scripts.consumeTicket(key))
-    return value === null ? null : decodeTicketRecord(value)
+    return await this.#tickets.consume(ticketHash)
   }
 
   async publish (channel: string, data: string, options: PublishOptions = {}): Promise<PublishResult> {
@@ -224,9 +213,7 @@ export class RedisEngine implements Engine {
   }
 
   async countHit (key: string, windowMs: number): Promise<CounterHit> {
-    this.#assertReady()
-    const [count, ttlMs] = await this.#runner.run('script:count-hit', async () => await this.#scripts.countHit(this.#keys.counter(key), windowMs))
-    return { count, ttlMs }
+    return await this.#tickets.countHit(key, windowMs)
   }
 
   onChannelMessage (listener: (message: ChannelMessage) => void): void {
