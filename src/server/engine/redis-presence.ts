@@ -27,6 +27,8 @@ declare module 'ioredis' {
     userRegisterScript (connections: string, details: string, connectionId: string, limit: number, ttlMs: number, json: string): Result<number, Context>
     userRefreshScript (connections: string, details: string, ttlMs: number, ...connectionIds: string[]): Result<number, Context>
     userUnregisterScript (connections: string, details: string, connectionId: string): Result<number, Context>
+    userRegisterHeldScript (connections: string, details: string, held: string, connectionId: string, limit: number, ttlMs: number, json: string, heldJson: string): Result<number, Context>
+    userUnregisterHeldScript (connections: string, details: string, held: string, connectionId: string): Result<number, Context>
     userListScript (connections: string, details: string): Result<string[], Context>
     presenceEnterScript (entries: string, counts: string, info: string, leaving: string, member: string, userId: string, ttlMs: number,
       infoJson: string, frame: string, live: string, sharded: '0' | '1', keepMs: number): Result<[number, number], Context>
@@ -45,6 +47,8 @@ declare module 'ioredis' {
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 const SCRIPTS: ReadonlyArray<[name: string, keys: number, file: string]> = [
   ['userRegisterScript', 2, 'user-register'], ['userRefreshScript', 2, 'user-refresh'], ['userListScript', 2, 'user-list'], ['userUnregisterScript', 2, 'user-unregister'],
+  // The same two scripts with the instance's held-connections hash as a third key (not on a Cluster).
+  ['userRegisterHeldScript', 3, 'user-register'], ['userUnregisterHeldScript', 3, 'user-unregister'],
   ['presenceEnterScript', 4, 'presence-enter'], ['presenceExitScript', 3, 'presence-exit'], ['presenceRefreshScript', 4, 'presence-refresh'],
   ['presenceSweepScript', 4, 'presence-sweep'], ['presenceReadScript', 3, 'presence-read'],
   ['instanceHeartbeatScript', 1, 'instance-heartbeat'], ['instanceClaimScript', 1, 'instance-claim'], ['instanceTakeScript', 1, 'instance-take']
@@ -101,11 +105,18 @@ export class RedisPresence implements PresenceEngine {
     const keys = this.#keys.user(userId)
     const json = JSON.stringify({ sessionId: connection.sessionId, connectedAt: connection.connectedAt, instanceId: connection.instanceId })
     const held = this.#keys.instanceConnections(connection.instanceId)
-    // The instance's own list (another slot) in the same auto-pipelined write: one round trip; undone if refused.
+    const heldJson = JSON.stringify({ userId, sessionId: connection.sessionId })
+    if (this.#sharded === '0') {
+      // One script for both: the registry and the instance's own list, one command per connect.
+      const added = await this.#runner.run('script:user-register', async () =>
+        await this.#client.userRegisterHeldScript(keys.connections, keys.details, held, connection.connectionId, limit, ttlSeconds * 1000, json, heldJson))
+      return added === 1
+    }
+    // Cluster: the instance's list is on another slot; the same auto-pipelined write (one round trip), undone if refused.
     const [added] = await Promise.all([
       this.#runner.run('script:user-register', async () =>
         await this.#client.userRegisterScript(keys.connections, keys.details, connection.connectionId, limit, ttlSeconds * 1000, json)),
-      this.#runner.run('hset', async () => await this.#client.hset(held, connection.connectionId, JSON.stringify({ userId, sessionId: connection.sessionId })))
+      this.#runner.run('hset', async () => await this.#client.hset(held, connection.connectionId, heldJson))
     ])
     if (added !== 1) await this.#runner.run('hdel', async () => await this.#client.hdel(held, connection.connectionId))
     return added === 1
@@ -114,9 +125,14 @@ export class RedisPresence implements PresenceEngine {
   async unregisterUserConnection (userId: string, connectionId: string, instanceId?: string): Promise<void> {
     this.#assertReady()
     const keys = this.#keys.user(userId)
+    const held = instanceId === undefined ? undefined : this.#keys.instanceConnections(instanceId)
+    if (held !== undefined && this.#sharded === '0') {
+      await this.#runner.run('script:user-unregister', async () => await this.#client.userUnregisterHeldScript(keys.connections, keys.details, held, connectionId))
+      return
+    }
     await Promise.all([
       this.#runner.run('script:user-unregister', async () => await this.#client.userUnregisterScript(keys.connections, keys.details, connectionId)),
-      instanceId === undefined ? undefined : this.#runner.run('hdel', async () => await this.#client.hdel(this.#keys.instanceConnections(instanceId), connectionId))
+      held === undefined ? undefined : this.#runner.run('hdel', async () => await this.#client.hdel(held, connectionId))
     ])
   }
 
