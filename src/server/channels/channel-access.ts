@@ -13,27 +13,31 @@ export interface ChannelGrant {
  * `channels` claim (channel-pattern.ts), captured when the ticket was issued, and the
  * channels of subscription tokens presented on this connection. Publishing needs the
  * `publish` claim's patterns or a token with `publish: true`; a user's own channels
- * grant no publish. Patterns compile once per connection (per request for polls).
+ * grant no publish. The compiled pattern lists are shared by every connection with the
+ * same claim (ChannelPatternList.of); what is this connection's own is two ids and,
+ * once a token is presented, a map: an idle connection holds no set of its own.
  */
 export class ChannelAccess {
-  readonly #own: ReadonlySet<string>
+  readonly #userId: string
+  readonly #sessionId: string
   readonly #granted: ChannelPatternList
   readonly #publish: ChannelPatternList
-  /** Channels of subscription tokens, and whether each allows publishing. */
-  readonly #tokens = new Map<string, boolean>()
+  /** Channels of subscription tokens, and whether each allows publishing; made on the first. */
+  #tokens: Map<string, boolean> | undefined
 
   constructor (identity: { readonly userId: string, readonly sessionId: string, readonly channelPatterns: readonly string[], readonly publishPatterns?: readonly string[] }) {
-    this.#own = new Set([`user:${identity.userId}`, `session:${identity.sessionId}`])
-    this.#granted = new ChannelPatternList(identity.channelPatterns)
-    this.#publish = new ChannelPatternList(identity.publishPatterns ?? [])
+    this.#userId = identity.userId
+    this.#sessionId = identity.sessionId
+    this.#granted = ChannelPatternList.of(identity.channelPatterns)
+    this.#publish = ChannelPatternList.of(identity.publishPatterns ?? [])
   }
 
   canSubscribe (channel: string): boolean {
-    return this.#own.has(channel) || this.#tokens.has(channel) || this.#granted.matches(channel)
+    return this.#isOwn(channel) || this.#tokens?.has(channel) === true || this.#granted.matches(channel)
   }
 
   canPublish (channel: string): boolean {
-    return this.#tokens.get(channel) === true || this.#publish.matches(channel)
+    return this.#tokens?.get(channel) === true || this.#publish.matches(channel)
   }
 
   /**
@@ -41,8 +45,18 @@ export class ChannelAccess {
    * ticket, it is checked once). A later token without `publish` never takes publishing away.
    */
   grant (grant: ChannelGrant): void {
+    this.#tokens ??= new Map()
     this.#tokens.set(grant.channel, grant.publish || this.#tokens.get(grant.channel) === true)
   }
+
+  /** `user:<sub>` or `session:<sessionId>`, compared in place (no string built per check). */
+  #isOwn (channel: string): boolean {
+    return isPrefixed(channel, 'user:', this.#userId) || isPrefixed(channel, 'session:', this.#sessionId)
+  }
+}
+
+function isPrefixed (channel: string, prefix: string, id: string): boolean {
+  return channel.length === prefix.length + id.length && channel.startsWith(prefix) && channel.endsWith(id)
 }
 
 /** The `channels` (or `publish`) claim as a list of patterns; anything else grants nothing. */

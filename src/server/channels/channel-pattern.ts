@@ -18,6 +18,8 @@
  * `startsWith`/`indexOf` (leftmost match per chunk, no backtracking), so the cost
  * is bounded by the pattern length times the name length and never exponential.
  */
+import { LRUCache } from 'lru-cache'
+
 
 /** A `:` segment: exact text, or the literal chunks between its `*`s. */
 type Segment =
@@ -103,11 +105,32 @@ export class ChannelPattern {
   }
 }
 
+/** Distinct claims kept compiled; past it the oldest is dropped (and compiled again when seen). */
+const SHARED_LISTS_MAX = 1000
+
 /**
  * Several patterns as one grant: a name matches when any pattern does. Literal
  * patterns are one set lookup; the rest are tried in order.
  */
 export class ChannelPatternList {
+  static readonly #shared = new LRUCache<string, ChannelPatternList>({ max: SHARED_LISTS_MAX })
+
+  /**
+   * The compiled list for these patterns, shared: a list never changes once built,
+   * and most connections carry one of a few claims (every user of a role has the same
+   * `channels`), so a connection holds a reference instead of its own sets and patterns.
+   */
+  static of (sources: readonly string[]): ChannelPatternList {
+    // JSON, not a join: no two different lists of strings share a key.
+    const key = JSON.stringify(sources)
+    let list = ChannelPatternList.#shared.get(key)
+    if (list === undefined) {
+      list = new ChannelPatternList(sources)
+      ChannelPatternList.#shared.set(key, list)
+    }
+    return list
+  }
+
   readonly #exact: ReadonlySet<string>
   readonly #wildcards: readonly ChannelPattern[]
 

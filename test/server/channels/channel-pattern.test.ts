@@ -239,3 +239,30 @@ await t.test('adversarial and random 200-character inputs stay far under 1 ms pe
   const listMs = meanMs(list, dots, 100)
   t.ok(listMs < 20, `100 adversarial patterns against one name: ${(listMs * 1000).toFixed(1)} µs`)
 })
+
+await t.test('compiled lists are shared by equal claims, never by different ones', async (t) => {
+  t.equal(ChannelPatternList.of(['chat:*', 'news']), ChannelPatternList.of(['chat:*', 'news']), 'the same claim: one list')
+  t.not(ChannelPatternList.of(['chat:*', 'news']), ChannelPatternList.of(['news', 'chat:*']), 'another order: another key')
+  // A pattern may contain a newline: joined with one, these two lists would share a key.
+  const joined = ChannelPatternList.of(['a\nb'])
+  const split = ChannelPatternList.of(['a', 'b'])
+  t.not(joined, split)
+  t.equal(split.matches('a'), true)
+  t.equal(joined.matches('a'), false)
+})
+
+await t.test('a connection\'s own channels are matched exactly, without a set of its own', async (t) => {
+  const access = new ChannelAccess({ userId: 'alice', sessionId: 's-1', channelPatterns: [] })
+  t.equal(access.canSubscribe('user:alice'), true)
+  t.equal(access.canSubscribe('session:s-1'), true)
+  for (const other of ['user:alic', 'user:alicex', 'user:xalice', 'user:', 'session:s-12', 'sessionXs-1', 'users:alice', 'user:s-1', 'session:alice']) {
+    t.equal(access.canSubscribe(other), false, other)
+  }
+  t.equal(access.canPublish('user:alice'), false, 'own channels grant no publish')
+  access.grant({ channel: 'room:1', publish: false })
+  t.equal(access.canSubscribe('room:1'), true)
+  t.equal(access.canPublish('room:1'), false)
+  access.grant({ channel: 'room:1', publish: true })
+  access.grant({ channel: 'room:1', publish: false })
+  t.equal(access.canPublish('room:1'), true, 'a later token without publish takes nothing away')
+})
