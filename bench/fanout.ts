@@ -9,17 +9,17 @@
  *   npm run bench -- --fanout-subscribers 1000       # as the last phase of npm run bench
  *
  * Everything it starts (redis-server on a free port, the gateway child and the bare
- * `ws` child — this file run with BENCH_FANOUT_ROLE=bare-ws) is stopped by pid.
+ * `ws` child, bench/servers/bare-ws.ts) is stopped by pid.
  * Latency = receive time - `sentAt`, both read in this process
  * (performance.timeOrigin + performance.now(), sub-millisecond), so no clock skew.
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { createServer, Agent, request } from 'node:http'
+import { Agent, request } from 'node:http'
 import { availableParallelism, cpus } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import WebSocket, { WebSocketServer } from 'ws'
+import WebSocket from 'ws'
 import { mintDevToken } from '../src/server/dev/dev-token.js'
 import { RedisServer } from '../test/helpers/redis-server.js'
 import { ServerChild } from './lib/child.js'
@@ -38,53 +38,6 @@ const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url))
 
 const now = (): number => performance.timeOrigin + performance.now()
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))) }
-
-// ---------------------------------------------------------------------------
-// The baseline server (child process): a bare `ws` WebSocketServer on node:http.
-// Same frames as the gateway: session_established on open, subscribe ->
-// subscribed, POST /publish {channel, data} -> one serialized `message` frame
-// sent to every subscriber of the channel.
-// ---------------------------------------------------------------------------
-async function bareWsServer (): Promise<void> {
-  const { announce, serveParent } = await import('./servers/ipc.js')
-  const subscribers = new Map<string, Set<WebSocket>>()
-  let seq = 0
-  const server = createServer((req, res) => {
-    if (req.method !== 'POST' || req.url !== '/publish') { res.writeHead(404).end(); return }
-    const chunks: Buffer[] = []
-    req.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as { channel: string, data: unknown }
-      const offset = `0:${++seq}`
-      // Serialized and encoded once, sent as a text frame to every subscriber (ws' broadcast pattern).
-      const frame = Buffer.from(JSON.stringify({ type: 'message', channel: body.channel, offset, data: body.data }))
-      for (const socket of subscribers.get(body.channel) ?? []) socket.send(frame, { binary: false })
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ channel: body.channel, offset }))
-    })
-  })
-  const wss = new WebSocketServer({ server, path: WS_PATH })
-  wss.on('connection', (socket) => {
-    socket.send(JSON.stringify({ type: 'session_established' }))
-    socket.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { type: string, channel: string, id?: unknown }
-      if (frame.type !== 'subscribe') return
-      let set = subscribers.get(frame.channel)
-      if (set === undefined) { set = new Set(); subscribers.set(frame.channel, set) }
-      set.add(socket)
-      socket.send(JSON.stringify({ type: 'subscribed', channel: frame.channel, id: frame.id, offset: `0:${seq}`, recovered: true }))
-    })
-    socket.on('close', () => { for (const set of subscribers.values()) set.delete(socket) })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  if (address === null || typeof address === 'string') throw new Error('not listening')
-  serveParent(async () => {
-    for (const client of wss.clients) client.terminate()
-    wss.close()
-    await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  })
-  announce(address.port)
-}
 
 // ---------------------------------------------------------------------------
 // The parent: clients, publisher, measurement.
@@ -333,7 +286,7 @@ export async function runFanout (subscriberCount: number, logLevel = 'info'): Pr
   let redis: RedisServer | undefined
   try {
     redis = await RedisServer.start()
-    const bareChild = await ServerChild.start('bare-ws', '../fanout.ts', { BENCH_FANOUT_ROLE: 'bare-ws' })
+    const bareChild = await ServerChild.start('bare-ws', 'bare-ws.ts', {})
     children.push(bareChild)
     const gatewayChild = await ServerChild.start('gateway', 'gateway.ts', {
       ...gatewayEnv(redis.url, logLevel),
@@ -411,8 +364,6 @@ export function writeFanoutResult (result: FanoutResult, revision: string): void
   log(`fan-out results written to ${file}`)
 }
 
-if (process.env.BENCH_FANOUT_ROLE === 'bare-ws') {
-  await bareWsServer()
-} else if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   await main()
 }

@@ -24,9 +24,10 @@ export interface ConnectResult extends PhaseResult {
   readonly firstFailure?: string
 }
 
-async function postTicket (agent: Agent, port: number, token: string): Promise<string> {
+/** `POST /ws-ticket` with a bearer token: the ticket, or a rejection naming the status (and after `timeoutMs`, if given). */
+export async function postTicket (agent: Agent, port: number, token: string, timeoutMs?: number): Promise<string> {
   return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/ws-ticket', agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/ws-ticket', agent, headers: { authorization: `Bearer ${token}` }, ...(timeoutMs === undefined ? {} : { timeout: timeoutMs }) }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
       res.on('end', () => {
@@ -36,6 +37,7 @@ async function postTicket (agent: Agent, port: number, token: string): Promise<s
       })
       res.on('error', reject)
     })
+    req.on('timeout', () => { req.destroy(new Error('ticket timed out')) })
     req.on('error', reject)
     req.end()
   })

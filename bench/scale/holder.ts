@@ -5,35 +5,19 @@
  * from the system clock via performance.timeOrigin, so comparable across processes on
  * one machine). Driven over IPC; exits when the parent goes.
  */
-import { Agent, request } from 'node:http'
+import { Agent } from 'node:http'
 import WebSocket from 'ws'
 import type { HolderCommand, HolderReply } from './protocol.js'
+import { postTicket } from '../lib/connects.js'
 
 const now = (): number => performance.timeOrigin + performance.now()
 const sockets: WebSocket[] = []
 const latencies: number[] = []
 let received = 0
 
-async function postTicket (agent: Agent, port: number, token: string): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/ws-ticket', agent, headers: { authorization: `Bearer ${token}` }, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString()
-        if (res.statusCode !== 200) { reject(new Error(`ticket: HTTP ${res.statusCode} ${body.slice(0, 200)}`)); return }
-        resolve((JSON.parse(body) as { ticket: string }).ticket)
-      })
-      res.on('error', reject)
-    })
-    req.on('timeout', () => { req.destroy(new Error('ticket timed out')) })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 async function openOne (agent: Agent, command: Extract<HolderCommand, { type: 'open' }>, index: number): Promise<void> {
-  const query = command.tokens.length === 0 ? '' : `?ticket=${await postTicket(agent, command.port, command.tokens[index % command.tokens.length]!)}`
+  const query = command.tokens.length === 0 ? '' : `?ticket=${await postTicket(agent, command.port, command.tokens[index % command.tokens.length]!, 10_000)}`
   const socket = new WebSocket(`ws://127.0.0.1:${command.port}${command.wsPath}${query}`)
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { socket.terminate(); reject(new Error('open timed out')) }, 15_000)

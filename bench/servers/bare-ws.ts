@@ -14,25 +14,19 @@ import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { announce, serveParent } from './ipc.js'
+import { PublishEndpoint } from './publish-endpoint.js'
 
 const path = process.env.WS_PATH ?? '/ws'
 const heartbeatMs = Number(process.env.BENCH_HEARTBEAT_MS ?? '0')
 const subscribers = new Map<string, Set<WebSocket>>()
 const alive = new WeakSet<WebSocket>()
-let seq = 0
 
-const server = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/publish') { res.writeHead(404).end(); return }
-  const chunks: Buffer[] = []
-  req.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-  req.on('end', () => {
-    const body = JSON.parse(Buffer.concat(chunks).toString()) as { channel: string, data: unknown }
-    const offset = `0:${++seq}`
-    const frame = Buffer.from(JSON.stringify({ type: 'message', channel: body.channel, offset, data: body.data }))
-    for (const socket of subscribers.get(body.channel) ?? []) socket.send(frame, { binary: false })
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ channel: body.channel, offset }))
-  })
+// Serialized and encoded once, sent as a text frame to every subscriber (ws' broadcast pattern).
+const publishing = new PublishEndpoint((channel, offset, data) => {
+  const frame = Buffer.from(JSON.stringify({ type: 'message', channel, offset, data }))
+  for (const socket of subscribers.get(channel) ?? []) socket.send(frame, { binary: false })
 })
+const server = createServer(publishing.handle)
 const wss = new WebSocketServer({ server, path })
 wss.on('connection', (socket) => {
   socket.send(JSON.stringify({ type: 'session_established', connectionId: randomUUID(), serverTime: new Date().toISOString() }))
@@ -46,7 +40,7 @@ wss.on('connection', (socket) => {
     let set = subscribers.get(frame.channel)
     if (set === undefined) { set = new Set(); subscribers.set(frame.channel, set) }
     set.add(socket)
-    socket.send(JSON.stringify({ type: 'subscribed', channel: frame.channel, id: frame.id, offset: `0:${seq}`, recovered: true }))
+    socket.send(JSON.stringify({ type: 'subscribed', channel: frame.channel, id: frame.id, offset: publishing.offset(), recovered: true }))
   })
   socket.on('close', () => { for (const set of subscribers.values()) set.delete(socket) })
 })

@@ -20,6 +20,7 @@ import { LRUCache } from 'lru-cache'
 import { Server } from 'socket.io'
 import { createAdapter } from '@socket.io/redis-adapter'
 import { announce, serveParent } from './ipc.js'
+import { PublishEndpoint } from './publish-endpoint.js'
 
 const redisUrl = process.env.REDIS_URL
 const secret = process.env.JWT_SECRET
@@ -29,19 +30,9 @@ const verified = new LRUCache<string, { readonly sub: string }>({ max: 10_000 })
 
 const pubClient = new Redis(redisUrl)
 const subClient = pubClient.duplicate()
-let seq = 0
 
-const server = createServer((req, res) => {
-  if (req.method !== 'POST' || req.url !== '/publish') { res.writeHead(404).end(); return }
-  const chunks: Buffer[] = []
-  req.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-  req.on('end', () => {
-    const body = JSON.parse(Buffer.concat(chunks).toString()) as { channel: string, data: unknown }
-    const offset = `0:${++seq}`
-    io.to(body.channel).emit('message', { channel: body.channel, offset, data: body.data })
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ channel: body.channel, offset }))
-  })
-})
+const publishing = new PublishEndpoint((channel, offset, data) => { io.to(channel).emit('message', { channel, offset, data }) })
+const server = createServer(publishing.handle)
 
 const io = new Server(server, { transports: ['websocket'], serveClient: false, adapter: createAdapter(pubClient, subClient) })
 io.use((socket, next) => {
@@ -61,7 +52,7 @@ io.on('connection', (socket) => {
   socket.on('subscribe', (channel: unknown, ack: unknown) => {
     if (typeof channel !== 'string' || typeof ack !== 'function') return
     void socket.join(channel)
-    ;(ack as (answer: unknown) => void)({ type: 'subscribed', channel, offset: `0:${seq}` })
+    ;(ack as (answer: unknown) => void)({ type: 'subscribed', channel, offset: publishing.offset() })
   })
 })
 
