@@ -185,7 +185,7 @@ export async function buildApp (config: Config, options: BuildOptions): Promise<
   const readiness = (): ReadinessInputs => ({ checks: [...engine.checks(), drainingCheck.read()] })
   await app.register(healthRoutes, { readiness })
   await app.register(probePortPlugin, { port: config.probePort, host: config.host, inputs: readiness })
-  await app.register(ticketLimitsPlugin, { ...config.ticketRateLimit, engine })
+  await app.register(ticketLimitsPlugin, config.ticketRateLimit)
   await app.register(ticketRoute)
   await app.register(v1Routes)
   await app.register(wsRoute, {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { CounterHit, Engine } from '../engine/engine.js'
+import type { CounterHit } from '../engine/engine.js'
 import type { TicketQuota } from '../tickets/ticket-service.js'
 import { GatewayError } from '../errors.js'
 
@@ -21,7 +21,6 @@ export interface TicketLimits {
 }
 
 export interface TicketLimitsOptions {
-  readonly engine: Engine
   readonly perUser: number
   readonly authFailuresPerIp: number
   readonly windowMs: number
