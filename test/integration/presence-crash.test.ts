@@ -127,6 +127,8 @@ await t.test('an instance taken for lost while alive registers its connections a
   t.teardown(() => { admin.disconnect() })
   const instanceId = gateway.app.lifecycle.instanceId
   const held = `reclaimed:instance:{${instanceId}}:conns`
+  // The registration runs beside session_established (routes/ws.ts), so it may land just after it.
+  await eventually(async () => (await admin.hlen(held)) === 1, 5000)
   t.strictSame(Object.keys(await admin.hgetall(held)), [connectionId], 'the connection is kept with its instance')
   // What a claim by another instance does (instance-claim.lua, instance-take.lua).
   await admin.zrem('reclaimed:instances', instanceId)

@@ -123,8 +123,10 @@ await t.test('every key sits under the prefix, and keys that a script touches to
   // Crash disconnects (SPEC §12): the heartbeats, one key; each instance's connection hash is a key on its own.
   t.ok(keys.includes('rtgw:instances'), 'the instances heartbeat')
   t.strictSame(keys.filter((key) => key.startsWith('rtgw:instance:') && !/^rtgw:instance:\{[0-9a-f-]{36}\}:conns$/.test(key)), [], 'instance hashes tagged by their instance id')
+  // A session's registry entry (SPEC §11) may still be there: its removal runs after the close, beside this read.
+  t.strictSame(keys.filter((key) => key.startsWith('rtgw:user:') && !/^rtgw:user:\{[^}]+\}:(conns|details)$/.test(key)), [], 'user registries tagged by their user id')
   const other = keys.filter((key) => !key.startsWith('rtgw:{ch:') && !key.startsWith('rtgw:{rtgw:inbound}:') &&
     key !== 'rtgw:inbound' && !key.startsWith('rtgw:ratelimit:') && !key.startsWith('rtgw:ticket:') &&
-    key !== 'rtgw:instances' && !key.startsWith('rtgw:instance:{'))
+    key !== 'rtgw:instances' && !key.startsWith('rtgw:instance:{') && !key.startsWith('rtgw:user:{'))
   t.strictSame(other, [], 'no other kind of key')
 })
