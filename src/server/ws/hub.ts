@@ -82,9 +82,18 @@ export class Hub {
    * this instance refuses the target's tickets. Returns how many were closed.
    */
   revoke (target: { readonly userId?: string, readonly sessionId?: string }, revokeSeconds?: number): number {
-    const banned = revocationTargetOf(target)
-    if (banned !== undefined && revokeSeconds !== undefined) this.#revocations.remember(banned, revokeSeconds * 1000)
+    if (revokeSeconds !== undefined) this.rememberBan(target, revokeSeconds)
     return this.#close(target)
+  }
+
+  /**
+   * The ban in force on this instance from now on. The instance that stores a ban calls
+   * it before answering, so a ticket asked for right after the 200 is refused without
+   * waiting for the ban's broadcast to come back over pub/sub.
+   */
+  rememberBan (target: { readonly userId?: string, readonly sessionId?: string }, revokeSeconds: number): void {
+    const banned = revocationTargetOf(target)
+    if (banned !== undefined) this.#revocations.remember(banned, revokeSeconds * 1000)
   }
 
   #close (target: { readonly userId?: string, readonly sessionId?: string }): number {

@@ -33,7 +33,10 @@ export default async function disconnectRoute (app: FastifyInstance): Promise<vo
     const { revokeSeconds } = request.body
     const target = revocationTargetOf(request.body)
     // Stored before the broadcast: an instance that starts in between loads it.
-    if (revokeSeconds !== undefined && target !== undefined) await app.engine.storeRevocation(target, revokeSeconds)
+    if (revokeSeconds !== undefined && target !== undefined) {
+      await app.engine.storeRevocation(target, revokeSeconds)
+      app.hub.rememberBan(request.body, revokeSeconds)
+    }
     await app.engine.broadcastControl(formatDisconnectMessage(request.body))
     return { requested: true as const }
   })
