@@ -5,7 +5,7 @@ import { userToken, tokenWithoutSession } from '../helpers/tokens.js'
 import { TicketManager } from '../../packages/client/src/ticket-manager.js'
 import { AuthenticationError, ConnectionError, TicketError } from '../../packages/client/src/errors.js'
 import { TestClient } from '../helpers/ws-client.js'
-import { serviceToken } from '../helpers/relay.js'
+import { disconnect } from '../helpers/relay.js'
 
 const redis = await RedisServer.start()
 t.teardown(async () => { await redis.stop() })
@@ -93,13 +93,8 @@ await t.test('MISSING_SESSION is a hard failure: no fresh token asked', async (t
 })
 
 await t.test('a banned user (401 SESSION_REVOKED) is a hard failure: no fresh token asked', async (t) => {
-  const banned = await fetch(`${gateway.baseUrl}/v1/disconnect`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await serviceToken('gateway:disconnect')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ userId: 'banned-user', revokeSeconds: 60 })
-  })
+  const banned = await disconnect(gateway, { userId: 'banned-user', revokeSeconds: 60 })
   t.equal(banned.status, 200)
-  await banned.arrayBuffer()
   const calls: boolean[] = []
   const tickets = manager(gateway, { getToken: async ({ forceRefresh }) => { calls.push(forceRefresh); return await userToken('banned-user', 'b1') } })
   const error = await tickets.getValidTicket().catch((err: unknown) => err)

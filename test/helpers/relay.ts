@@ -14,3 +14,13 @@ export async function publish (gateway: Gateway, body: unknown, token?: string):
   })
   return { status: response.status, body: await response.json() as Record<string, unknown> }
 }
+
+/** POST /v1/disconnect (SPEC §3) with a `gateway:disconnect` service token. */
+export async function disconnect (gateway: Gateway, body: Record<string, unknown>): Promise<{ status: number, body: Record<string, unknown>, headers: Headers }> {
+  const response = await fetch(`${gateway.baseUrl}/v1/disconnect`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await serviceToken('gateway:disconnect')}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body)
+  })
+  return { status: response.status, body: await response.json() as Record<string, unknown>, headers: response.headers }
+}

@@ -3,7 +3,7 @@ import { RedisServer } from '../helpers/redis-server.js'
 import { startGateway } from '../helpers/gateway.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { userToken } from '../helpers/tokens.js'
-import { serviceToken } from '../helpers/relay.js'
+import { disconnect } from '../helpers/relay.js'
 
 /**
  * SPEC §3: with `revokeSeconds`, tickets are refused from the 200 on. The instance that
@@ -20,13 +20,8 @@ const gateway = await startGateway(t, { REDIS_URL: `redis://127.0.0.1:${proxy.po
 
 await t.test('the storing instance refuses the banned user\'s tickets at once', async (t) => {
   t.equal(proxy.deafen(/SUBSCRIBE/i), 1, 'the one subscriber connection is deaf')
-  const ban = await fetch(`${gateway.baseUrl}/v1/disconnect`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await serviceToken('gateway:disconnect')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ userId: 'mallory', revokeSeconds: 60 })
-  })
+  const ban = await disconnect(gateway, { userId: 'mallory', revokeSeconds: 60 })
   t.equal(ban.status, 200)
-  await ban.arrayBuffer()
   const ticket = await fetch(`${gateway.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${await userToken('mallory', 'm1')}` } })
   t.equal(ticket.status, 401)
   t.match(await ticket.json(), { code: 'SESSION_REVOKED' })

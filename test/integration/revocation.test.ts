@@ -4,7 +4,7 @@ import { RedisServer } from '../helpers/redis-server.js'
 import { eventually, startGateway, type Gateway } from '../helpers/gateway.js'
 import { TestClient, type ClosedEvent } from '../helpers/ws-client.js'
 import { userToken } from '../helpers/tokens.js'
-import { serviceToken } from '../helpers/relay.js'
+import { disconnect } from '../helpers/relay.js'
 import { sleep } from '../helpers/async.js'
 
 /**
@@ -27,15 +27,6 @@ const b = await startGateway(t, env)
 const REVOKED_CLOSE: ClosedEvent = { code: 4403, reason: 'SESSION_REVOKED' }
 
 interface Answer { status: number, body: Record<string, unknown>, headers: Headers }
-
-async function disconnect (gw: Gateway, body: Record<string, unknown>): Promise<Answer> {
-  const response = await fetch(`${gw.baseUrl}/v1/disconnect`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await serviceToken('gateway:disconnect')}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body)
-  })
-  return { status: response.status, body: await response.json() as Record<string, unknown>, headers: response.headers }
-}
 
 async function ticketRequest (gw: Gateway, sub: string, sessionId: string): Promise<Answer> {
   const response = await fetch(`${gw.baseUrl}/ws-ticket`, { method: 'POST', headers: { authorization: `Bearer ${await userToken(sub, sessionId)}` } })

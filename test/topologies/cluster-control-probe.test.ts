@@ -12,7 +12,7 @@ import { RedisCluster } from '../helpers/redis-cluster.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 import { PROBE_ENV } from '../helpers/deaf-subscriber.js'
 import { readyz } from '../helpers/readyz.js'
-import { serviceToken } from '../helpers/relay.js'
+import { disconnect } from '../helpers/relay.js'
 import { userToken } from '../helpers/tokens.js'
 import { TestClient } from '../helpers/ws-client.js'
 
@@ -72,11 +72,7 @@ await t.test('deaf control subscribers: both instances name pubsub, heal by them
   for (const gateway of [a, b]) t.strictSame((await readyz(gateway.baseUrl)).body, READY, 'healed by itself')
   t.equal(proxies.reduce((sum, proxy) => sum + proxy.deafConnections, 0), 0, 'the deaf connections were given up')
 
-  const response = await fetch(`${a.baseUrl}/v1/disconnect`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await serviceToken('gateway:disconnect')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ userId: 'carol' })
-  })
+  const response = await disconnect(a, { userId: 'carol' })
   t.equal(response.status, 200)
   t.strictSame(await client.closed, { code: 4403, reason: 'SESSION_REVOKED' }, 'a disconnect sent through A reaches the socket on B')
 })

@@ -7,7 +7,7 @@
 import t from 'tap'
 import { startGateway } from '../helpers/gateway.js'
 import { RedisCluster } from '../helpers/redis-cluster.js'
-import { serviceToken } from '../helpers/relay.js'
+import { disconnect } from '../helpers/relay.js'
 import { connect, publishAcrossInstances, resumeAcrossInstances, sendAcked, ticketOnceAcrossInstances } from './flows.js'
 
 const PASSWORD = 'cluster-secret'
@@ -71,11 +71,7 @@ await t.test('send is acked and appended once to the inbound stream', async (t) 
 
 await t.test('POST /v1/disconnect on A closes the session on B with 4403 (the control channel)', async (t) => {
   const onB = await connect(t, b, 'carol', 'revoked')
-  const response = await fetch(`${a.baseUrl}/v1/disconnect`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await serviceToken('gateway:disconnect')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ sessionId: 'revoked' })
-  })
+  const response = await disconnect(a, { sessionId: 'revoked' })
   t.equal(response.status, 200)
   t.strictSame(await onB.closed, { code: 4403, reason: 'SESSION_REVOKED' })
 })
